@@ -1,0 +1,5 @@
+import sys
+
+from fastvrrp.cli import main
+
+sys.exit(main())

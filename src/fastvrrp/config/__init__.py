@@ -1,0 +1,1 @@
+"""keepalived.conf: lexer, parser, typed model and semantic checks."""
