@@ -1,0 +1,127 @@
+"""Raw VRRP sockets between namespaces: what one sends, the other receives and
+validates, with the TTL/hop limit, TOS and source keepalived uses."""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fastvrrp import netlab
+from fastvrrp.net import sockets
+from fastvrrp.proto import packet
+from fastvrrp.proto.packet import Reason
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_netns() -> None:
+    reason = netlab.netns_usable()
+    if reason:
+        pytest.skip(reason)
+
+
+def _receive(family, ifname, group, unicast_src, ready: str, wait: float):
+    ifindex = socket.if_nametoindex(ifname)
+    sock = sockets.open_receive_socket(family, ifname, ifindex, group=group, unicast_src=unicast_src)
+    Path(ready).touch()
+    got = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not select.select([sock], [], [], 0.05)[0]:
+            continue
+        if family == socket.AF_INET:
+            got.append((sock.recv(2048), None, None, None))
+        else:
+            got.append(sockets.recv_ipv6(sock))
+    return got
+
+
+def _send(family, ifname, datagrams, dst, multicast, source6=None):
+    ifindex = socket.if_nametoindex(ifname)
+    sock = sockets.open_send_socket(family, ifname, ifindex, multicast=multicast, source6=source6)
+    for d in datagrams:
+        sock.sendto(d, (dst, 0) if family == socket.AF_INET else (dst, 0, 0, ifindex))
+    # The send socket never queues anything it could receive.
+    time.sleep(0.1)
+    try:
+        return sock.recv(2048)
+    except BlockingIOError:
+        return None
+
+
+def exchange(lab, tmp_path, sender, receiver, family, datagrams, dst, *, multicast=True,
+             unicast_src=None, source6=None):
+    ready = tmp_path / "ready"
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        got=receiver.call(_receive, family, "eth0", None, unicast_src, str(ready), 1.5)))
+    t.start()
+    netlab.wait_until(ready.exists, 5)
+    stray = sender.call(_send, family, "eth0", datagrams, dst, multicast, source6)
+    t.join()
+    assert stray is None
+    return result["got"]
+
+
+@pytest.fixture
+def lab():
+    with netlab.Lab() as lab:
+        lab.node("r1", ["192.0.2.1/24", "2001:db8::1/64"])
+        lab.node("r2", ["192.0.2.2/24", "2001:db8::2/64"])
+        yield lab
+
+
+def v4_datagram(dst: str, vrid: int, ttl: int = 255) -> bytes:
+    src = ipaddress.IPv4Address("192.0.2.1").packed
+    d = ipaddress.IPv4Address(dst).packed
+    msg = packet.encode(3, vrid, 150, 100, ipaddress.IPv4Address("192.0.2.100").packed, src=src, dst=d)
+    return sockets.ipv4_header(src, d, len(msg), ttl) + msg
+
+
+def test_ipv4_multicast(lab, tmp_path):
+    r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    got = exchange(lab, tmp_path, r1, r2, socket.AF_INET, [v4_datagram("224.0.0.18", 51)], "224.0.0.18")
+    assert len(got) == 1
+    datagram = got[0][0]
+    assert datagram[1] == 0xC0  # TOS internetwork control, as keepalived
+    table = packet.ReceiveTable()
+    table[51] = packet.Expect(3)
+    reason, adv = packet.validate_ipv4(datagram, table)
+    assert reason == Reason.OK and adv.hop_limit == 255 and adv.priority == 150
+    assert adv.src == ipaddress.IPv4Address("192.0.2.1").packed
+
+
+def test_ipv4_unicast_is_not_seen_by_a_multicast_socket(lab, tmp_path):
+    r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    got = exchange(lab, tmp_path, r1, r2, socket.AF_INET, [v4_datagram("192.0.2.2", 52)],
+                   "192.0.2.2", multicast=False)
+    assert got == []  # the multicast socket is bound to its group
+    got = exchange(lab, tmp_path, r1, r2, socket.AF_INET, [v4_datagram("192.0.2.2", 52)],
+                   "192.0.2.2", multicast=False, unicast_src="192.0.2.2")
+    assert len(got) == 1
+    table = packet.ReceiveTable()
+    table[52] = packet.Expect(3, unicast=True)
+    assert packet.validate_ipv4(got[0][0], table)[0] == Reason.OK
+
+
+def test_ipv6_multicast(lab, tmp_path):
+    r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    src = str(r1.link("eth0").link_local)
+    msg = packet.encode(3, 53, 120, 100, ipaddress.IPv6Address("2001:db8::100").packed, family=6,
+                        src=b"\0" * 16, dst=b"\0" * 16)  # the kernel computes the checksum
+    got = exchange(lab, tmp_path, r1, r2, socket.AF_INET6, [msg], "ff02::12", source6=src)
+    assert len(got) == 1
+    message, src16, dst16, hop = got[0]
+    assert src16 == ipaddress.IPv6Address(src).packed
+    assert dst16 == ipaddress.IPv6Address("ff02::12").packed and hop == 255
+    table = packet.ReceiveTable()
+    table[53] = packet.Expect(3, family=6)
+    reason, adv = packet.validate_ipv6(message, src16, dst16, hop, table)
+    assert reason == Reason.OK and adv.priority == 120
