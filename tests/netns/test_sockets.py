@@ -59,6 +59,7 @@ def _send(family, ifname, datagrams, dst, multicast, source6=None):
 def exchange(lab, tmp_path, sender, receiver, family, datagrams, dst, *, multicast=True,
              unicast_src=None, source6=None):
     ready = tmp_path / "ready"
+    ready.unlink(missing_ok=True)  # one exchange per file state, never a stale signal
     result = {}
     t = threading.Thread(target=lambda: result.update(
         got=receiver.call(_receive, family, "eth0", None, unicast_src, str(ready), 1.5)))
