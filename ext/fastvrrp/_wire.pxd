@@ -70,7 +70,7 @@ cdef class Expect:
 
 
 cdef class AdvertEncoder:
-    cdef uint8_t _version, _vrid, _priority, _family, _auth_type, _form
+    cdef uint8_t _version, _vrid, _priority, _family, _auth_type, _form, _ttl
     cdef uint16_t _interval
     cdef bytes _src, _dst, _addresses, _auth_data
     cdef bytearray _buf

@@ -104,7 +104,7 @@ cdef class AdvertEncoder:
 
     def __init__(self, int version, int vrid, int priority, int interval,
                  addresses=b"", *, int family=4, src=b"", dst=b"", int auth_type=C_AUTH_NONE,
-                 auth_data=b"", int checksum_form=0):
+                 auth_data=b"", int checksum_form=0, int ipv4_ttl=0):
         if version not in (2, 3) or (version == 2 and family != 4):
             raise ValueError(f"VRRP version {version} over IPv{family} is not defined")
         if family not in (4, 6):
@@ -116,6 +116,9 @@ cdef class AdvertEncoder:
         alen = 4 if family == 4 else 16
         if version == 3 and (len(src) != alen or len(dst) != alen):
             raise ValueError(f"VRRPv3 checksum needs {alen}-byte src and dst addresses")
+        if ipv4_ttl and (family != 4 or len(src) != 4 or len(dst) != 4 or not 0 < ipv4_ttl < 256):
+            raise ValueError("an IPv4 header needs IPv4 src and dst and a TTL of 1-255")
+        self._ttl = ipv4_ttl
         self._version = version
         self._vrid = vrid
         self._priority = priority
@@ -177,11 +180,25 @@ cdef class AdvertEncoder:
         cdef size_t alen = 4 if self._family == 4 else 16
         cdef size_t naddr_bytes = len(self._addresses)
         cdef size_t n = 8 + naddr_bytes + (C_AUTH_LEN if self._version == 2 else 0)
+        cdef size_t hdr = 20 if self._ttl else 0
         cdef uint32_t initial = 0
         cdef uint16_t csum
-        if len(self._buf) != <Py_ssize_t>n:
-            self._buf = PyByteArray_FromStringAndSize(NULL, n)
+        if len(self._buf) != <Py_ssize_t>(hdr + n):
+            self._buf = PyByteArray_FromStringAndSize(NULL, hdr + n)
         cdef uint8_t* p = <uint8_t*>PyByteArray_AS_STRING(self._buf)
+        if hdr:
+            # IPv4 header as keepalived's vrrp_build_ip4: TOS 0xc0, no DF; the kernel
+            # fills identification and header checksum under IP_HDRINCL.
+            memset(p, 0, 20)
+            p[0] = 0x45
+            p[1] = 0xC0
+            p[2] = <uint8_t>((hdr + n) >> 8)
+            p[3] = <uint8_t>((hdr + n) & 0xFF)
+            p[8] = self._ttl
+            p[9] = C_VRRP_PROTO
+            memcpy(p + 12, PyBytes_AS_STRING(self._src), 4)
+            memcpy(p + 16, PyBytes_AS_STRING(self._dst), 4)
+            p += 20
         p[0] = (self._version << 4) | C_ADVERTISEMENT
         p[1] = self._vrid
         p[2] = self._priority
@@ -212,11 +229,11 @@ cdef class AdvertEncoder:
 
 def encode(int version, int vrid, int priority, int interval, addresses=b"", *,
            int family=4, src=b"", dst=b"", int auth_type=C_AUTH_NONE, auth_data=b"",
-           int checksum_form=0):
-    """Encode one advertisement (the VRRP message, without IP header)."""
+           int checksum_form=0, int ipv4_ttl=0):
+    """Encode one advertisement (the VRRP message; `ipv4_ttl` prepends the IP header)."""
     enc = AdvertEncoder(version, vrid, priority, interval, addresses, family=family,
                         src=src, dst=dst, auth_type=auth_type, auth_data=auth_data,
-                        checksum_form=checksum_form)
+                        checksum_form=checksum_form, ipv4_ttl=ipv4_ttl)
     return bytes(enc.packet())
 
 

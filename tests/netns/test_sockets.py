@@ -82,8 +82,8 @@ def lab():
 def v4_datagram(dst: str, vrid: int, ttl: int = 255) -> bytes:
     src = ipaddress.IPv4Address("192.0.2.1").packed
     d = ipaddress.IPv4Address(dst).packed
-    msg = packet.encode(3, vrid, 150, 100, ipaddress.IPv4Address("192.0.2.100").packed, src=src, dst=d)
-    return sockets.ipv4_header(src, d, len(msg), ttl) + msg
+    return packet.encode(3, vrid, 150, 100, ipaddress.IPv4Address("192.0.2.100").packed,
+                         src=src, dst=d, ipv4_ttl=ttl)
 
 
 def test_ipv4_multicast(lab, tmp_path):

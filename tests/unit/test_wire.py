@@ -280,3 +280,15 @@ def test_priority_changes_keep_the_checksum_valid(wire, prio):
     enc.priority = prio
     reason, adv = wire.parse_ipv4(ipv4_datagram(bytes(enc.packet()), SRC4, MCAST4))
     assert reason == Reason.OK and adv.priority == prio
+
+
+@given(ttl=st.integers(1, 255), prio=byte, version=st.sampled_from([2, 3]))
+def test_encoder_with_ipv4_header_is_a_whole_datagram(wire, ttl, prio, version):
+    enc = wire.AdvertEncoder(version, 51, prio, 1, VIP4, src=SRC4, dst=MCAST4, ipv4_ttl=ttl)
+    datagram = bytes(enc.packet())
+    assert datagram[20:] == wire.encode(version, 51, prio, 1, VIP4, src=SRC4, dst=MCAST4)
+    assert datagram[:2] == b"\x45\xc0" and datagram[8] == ttl and datagram[9] == 112
+    reason, adv = wire.parse_ipv4(datagram)
+    assert reason == Reason.OK and adv.hop_limit == ttl and adv.priority == prio
+    with pytest.raises(ValueError):
+        wire.AdvertEncoder(3, 1, 100, 100, b"", family=6, src=SRC6, dst=MCAST6, ipv4_ttl=255)

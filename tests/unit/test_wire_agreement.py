@@ -109,9 +109,10 @@ def test_reason_codes_are_one_list():
 @settings(max_examples=200)
 @given(version=st.sampled_from([2, 3]), vrid=st.integers(0, 255), prio=st.integers(0, 255),
        interval=st.integers(0, 255), addrs=st.lists(st.binary(min_size=4, max_size=4), max_size=8),
-       auth=st.integers(0, 2), pw=st.binary(max_size=12), new_prio=st.integers(0, 255))
-def test_encoders_agree(version, vrid, prio, interval, addrs, auth, pw, new_prio):
-    kw = dict(src=SRC4, dst=MCAST4, auth_type=auth, auth_data=pw)
+       auth=st.integers(0, 2), pw=st.binary(max_size=12), new_prio=st.integers(0, 255),
+       ttl=st.sampled_from([0, 1, 255]))
+def test_encoders_agree(version, vrid, prio, interval, addrs, auth, pw, new_prio, ttl):
+    kw = dict(src=SRC4, dst=MCAST4, auth_type=auth, auth_data=pw, ipv4_ttl=ttl)
     a = PY.AdvertEncoder(version, vrid, prio, interval, b"".join(addrs), **kw)
     b = C.AdvertEncoder(version, vrid, prio, interval, b"".join(addrs), **kw)
     assert bytes(a.packet()) == bytes(b.packet())

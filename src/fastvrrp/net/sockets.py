@@ -143,17 +143,6 @@ def open_send_socket(family: int, ifname: str, ifindex: int, *, multicast: bool 
     return sock
 
 
-def ipv4_header(src: bytes, dst: bytes, payload_len: int, ttl: int = 255) -> bytes:
-    """The IPv4 header keepalived puts on an advert (vrrp_build_ip4): TOS 0xc0, no DF.
-
-    The kernel fills in the identification and the header checksum (IP_HDRINCL with
-    both zero).
-    """
-    total = 20 + payload_len
-    return struct.pack("!BBHHHBBH4s4s", 0x45, TOS_INTERNETWORK_CONTROL, total, 0, 0, ttl,
-                       VRRP_PROTO, 0, src, dst)
-
-
 def recv_ipv6(sock: socket.socket, bufsize: int = 2048):
     """One IPv6 VRRP message with (src, dst, hop_limit) from ancillary data.
 

@@ -142,6 +142,7 @@ def encode(
     auth_type: int = AUTH_NONE,
     auth_data: bytes = b"",
     checksum_form: int = 0,
+    ipv4_ttl: int = 0,
 ) -> bytes:
     """Encode one advertisement (the VRRP message, without IP header).
 
@@ -150,10 +151,12 @@ def encode(
     v3 checksums cover the pseudo-header built from `src` and `dst` (the default
     form, ChecksumForm.PSEUDO); `checksum_form` selects PLAIN or OLD_UNICAST instead.
     `auth_data` (v2 PASS) is zero-padded or truncated to 8 bytes, as keepalived does.
+    `ipv4_ttl` prepends the IPv4 header (see AdvertEncoder).
     """
     enc = AdvertEncoder(
         version, vrid, priority, interval, addresses, family=family, src=src, dst=dst,
         auth_type=auth_type, auth_data=auth_data, checksum_form=checksum_form,
+        ipv4_ttl=ipv4_ttl,
     )
     return bytes(enc.packet())
 
@@ -163,17 +166,20 @@ class AdvertEncoder:
 
     `packet()` returns a memoryview of the reusable buffer; setting `priority` or
     `addresses` marks it stale. `encodings` counts the real encodes (tests check that
-    the steady state never re-encodes).
+    the steady state never re-encodes). With `ipv4_ttl` (IPv4 only) the packet starts
+    with the IPv4 header keepalived sends (TOS 0xc0, that TTL, no DF; identification
+    and header checksum zero for the kernel to fill in under IP_HDRINCL), so a whole
+    datagram goes out as one buffer.
     """
 
     __slots__ = ("_version", "_vrid", "_priority", "_interval", "_addresses", "_family",
-                 "_src", "_dst", "_auth_type", "_auth_data", "_form", "_buf", "_stale",
-                 "encodings")
+                 "_src", "_dst", "_auth_type", "_auth_data", "_form", "_ttl", "_buf",
+                 "_stale", "encodings")
 
     def __init__(self, version: int, vrid: int, priority: int, interval: int,
                  addresses: bytes = b"", *, family: int = 4, src: bytes = b"",
                  dst: bytes = b"", auth_type: int = AUTH_NONE, auth_data: bytes = b"",
-                 checksum_form: int = 0) -> None:
+                 checksum_form: int = 0, ipv4_ttl: int = 0) -> None:
         if version not in (2, 3) or (version == 2 and family != 4):
             raise ValueError(f"VRRP version {version} over IPv{family} is not defined")
         if family not in (4, 6):
@@ -185,6 +191,9 @@ class AdvertEncoder:
         alen = 4 if family == 4 else 16
         if version == 3 and (len(src) != alen or len(dst) != alen):
             raise ValueError(f"VRRPv3 checksum needs {alen}-byte src and dst addresses")
+        if ipv4_ttl and (family != 4 or len(src) != 4 or len(dst) != 4 or not 0 < ipv4_ttl < 256):
+            raise ValueError("an IPv4 header needs IPv4 src and dst and a TTL of 1-255")
+        self._ttl = ipv4_ttl
         self._version = version
         self._vrid = vrid
         self._interval = interval
@@ -259,6 +268,10 @@ class AdvertEncoder:
         csum = inet_checksum(buf, initial)
         buf[6] = csum >> 8
         buf[7] = csum & 0xFF
+        if self._ttl:
+            total = 20 + len(buf)
+            buf[0:0] = bytes((0x45, 0xC0, total >> 8, total & 0xFF, 0, 0, 0, 0, self._ttl,
+                              VRRP_PROTO, 0, 0)) + self._src + self._dst
         self._buf = buf
         self._stale = False
         self.encodings += 1
