@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a keepalived.conf and summarise it")
     check.add_arguments(p)
     p.set_defaults(func=check.run)
+
+    from fastvrrp.daemon import main as daemon_main
+
+    p = sub.add_parser("run", help="run the VRRP daemon in the foreground")
+    daemon_main.add_arguments(p)
+    p.set_defaults(func=daemon_main.run)
     return parser
 
 

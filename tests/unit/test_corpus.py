@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import struct
 from pathlib import Path
 
 import pytest
 
 from fastvrrp.proto.packet import ChecksumForm, Reason
+from pcaputil import read_pcap
 from wire_impls import IMPLS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -23,25 +23,9 @@ CAPTURES = json.loads((DATA / "corpus.json").read_text())["captures"]
 FORMS = {"v2": ChecksumForm.V2, "v3-pseudo-header": ChecksumForm.PSEUDO}
 
 
-def read_pcap(path: Path) -> list[bytes]:
-    """Frames of a classic pcap file (micro- or nanosecond magic, Ethernet links)."""
-    raw = path.read_bytes()
-    magic = raw[:4]
-    endian = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
-              b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}[magic]
-    linktype = struct.unpack(endian + "I", raw[20:24])[0]
-    assert linktype == 1, "corpus pcaps are Ethernet captures"
-    frames, pos = [], 24
-    while pos < len(raw):
-        incl = struct.unpack(endian + "I", raw[pos + 8:pos + 12])[0]
-        frames.append(raw[pos + 16:pos + 16 + incl])
-        pos += 16 + incl
-    return frames
-
-
 def vrrp_packets(name: str):
     """(family, payload, src, dst, hop_limit) for every VRRP frame of a capture."""
-    for frame in read_pcap(DATA / name):
+    for _ts, frame in read_pcap(DATA / name):
         ethertype = frame[12:14]
         if ethertype == b"\x08\x00":
             yield 4, frame[14:], None, None, None

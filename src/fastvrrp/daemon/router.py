@@ -1,0 +1,390 @@
+"""The running daemon: every instance's state machine wired to sockets, the timer
+wheel, netlink, GARP and notifications.
+
+Event flow: the receive sockets and one timerfd are watched by the event loop.
+Received adverts and due timers become state machine inputs; the actions they
+return are carried out in phases for the whole batch — adverts first, then one
+netlink batch for every VIP change, then GARP/NA bursts, then log lines and
+notifications (DESIGN.md: nothing slow between a deadline and the packets it
+causes). Finally the timerfd is re-armed for the wheel's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from fastvrrp import accel
+from fastvrrp.config.model import Config, Instance
+from fastvrrp.daemon.instances import (
+    TIMER_KINDS,
+    Runtime,
+    StartupError,
+    advertised_addresses,
+    auth_of,
+    expect_kwargs,
+    instance_params,
+    primary_address,
+    send_checksum_form,
+    vip_specs,
+)
+from fastvrrp.net import sockets
+from fastvrrp.net.garp import GarpSender
+from fastvrrp.net.timerfd import TimerFd
+from fastvrrp.net.vips import LinkEvent, NetlinkMonitor, VipManager
+from fastvrrp.proto import actions as A
+from fastvrrp.proto.actions import State, TimerKind
+from fastvrrp.proto.fsm import InstanceFsm
+from fastvrrp.proto.packet import Reason, is_drop
+from fastvrrp.proto.sync import SyncGroup, Tagged
+
+log = logging.getLogger("fastvrrp")
+
+wire = accel.load("_wire", "fastvrrp.proto.packet")
+wheel_mod = accel.load("_wheel", "fastvrrp.proto.wheel")
+
+RECV_BATCH = 64  # packets read per readiness event before yielding to the loop
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+class Router:
+    """All instances of one config, on one host (one network namespace)."""
+
+    def __init__(self, config: Config, *, notify: Callable[..., None] | None = None) -> None:
+        self.config = config
+        self.runtimes: list[Runtime] = []
+        self.by_name: dict[str, Runtime] = {}
+        self.groups: dict[str, SyncGroup] = {}
+        self.wheel = None
+        self.timerfd: TimerFd | None = None
+        self.vips: VipManager | None = None
+        self.garp: GarpSender | None = None
+        self.monitor: NetlinkMonitor | None = None
+        # receive socket key -> (socket, ReceiveTable, {vrid: Runtime}, family)
+        self.rx: dict[tuple, tuple[socket.socket, object, dict[int, Runtime], int]] = {}
+        self.tx: dict[tuple, socket.socket] = {}
+        self.drops: Counter[str] = Counter()
+        self.notify = notify or (lambda *a, **kw: None)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ set-up
+
+    def open(self) -> None:
+        """Resolve interfaces and addresses, open sockets, build the machines."""
+        self.vips = VipManager()
+        self.garp = GarpSender()
+        links = {}
+        for inst in self.config.instances:
+            if inst.interface is None:
+                raise StartupError(f"{inst.name}: instances without an interface are not supported yet")
+            if inst.interface not in links:
+                link = self.vips.resolve(inst.interface)
+                if link is None:
+                    raise StartupError(f"{inst.name}: interface {inst.interface} does not exist")
+                links[inst.interface] = link
+        ours = {v.address.ip for inst in self.config.instances for v in (*inst.vips, *inst.excluded_vips)}
+        addrs = {name: self.vips.dump(link.ifindex) for name, link in links.items()}
+        for idx, inst in enumerate(self.config.instances):
+            link = links[inst.interface]
+            primary = primary_address(inst, addrs[inst.interface], ours)
+            fsm = InstanceFsm(instance_params(inst, self.config, primary))
+            specs = vip_specs(inst, inst.interface)
+            garp_ips = tuple(v.address.ip for v in (*inst.vips, *inst.excluded_vips))
+            rt = Runtime(idx, inst, fsm, link, primary, specs, garp_ips)
+            self.runtimes.append(rt)
+            self.by_name[inst.name] = rt
+        for g in self.config.sync_groups:
+            members = [self.by_name[n].fsm for n in g.instances]
+            group = SyncGroup(g.name, members)
+            self.groups[g.name] = group
+            for n in g.instances:
+                self.by_name[n].group = group
+        self.wheel = wheel_mod.TimerWheel(max(1, len(self.runtimes)) * TIMER_KINDS, now_ns())
+        for rt in self.runtimes:
+            self._open_sockets(rt)
+        # keepalived removes stale copies of its VIPs at start-up (vrrp_daemon.c).
+        stale = [s for rt in self.runtimes for s in rt.vips]
+        if stale:
+            result = self.vips.remove(stale)
+            if result.changed:
+                log.info("removed %d stale VIP(s) left from an earlier run", len(result.changed))
+        self.monitor = NetlinkMonitor(links=True, addresses=False)
+        self.timerfd = TimerFd()
+
+    def _open_sockets(self, rt: Runtime) -> None:
+        inst = rt.cfg
+        fam = socket.AF_INET if inst.family == 4 else socket.AF_INET6
+        ifname, ifindex = rt.link.ifname, rt.link.ifindex
+        if inst.is_unicast:
+            src = str(ipaddress.ip_address(rt.primary))
+            rx_key = (ifname, int(inst.family), "unicast", src)
+        else:
+            src = None
+            rx_key = (ifname, int(inst.family), "multicast", str(inst.mcast_dst_ip))
+        if rx_key not in self.rx:
+            sock = sockets.open_receive_socket(
+                fam, ifname, ifindex, group=None if src else str(inst.mcast_dst_ip), unicast_src=src)
+            self.rx[rx_key] = (sock, wire.ReceiveTable(), {}, int(inst.family))
+        _, table, by_vrid, _ = self.rx[rx_key]
+        if inst.vrid in by_vrid:
+            other = by_vrid[inst.vrid].name
+            raise StartupError(f"{inst.name}: VRID {inst.vrid} is also used by {other} on the same socket")
+        table[inst.vrid] = wire.Expect(inst.version, **expect_kwargs(inst, self.config))
+        by_vrid[inst.vrid] = rt
+        rt.rx_key = rx_key
+
+        source = str(ipaddress.ip_address(rt.primary))
+        tx_key = (ifname, int(inst.family), source, inst.is_unicast)
+        if tx_key not in self.tx:
+            self.tx[tx_key] = sockets.open_send_socket(
+                fam, ifname, ifindex, multicast=not inst.is_unicast,
+                source6=source if inst.family == 6 else None)
+        rt.tx_key = tx_key
+        dests = [p.address for p in inst.unicast_peers] or [inst.mcast_dst_ip]
+        auth_type, auth_data = auth_of(inst)
+        addrs = advertised_addresses(inst)
+        interval = inst.advert_int_cs // 100 if inst.version == 2 else inst.advert_int_cs
+        for dst in dests:
+            ttl = 0
+            if inst.family == 4:
+                ttl = (inst.unicast_ttl or 255) if inst.is_unicast else 255
+                sockaddr = (str(dst), 0)
+            else:
+                sockaddr = (str(dst), 0, 0, ifindex)
+            enc = wire.AdvertEncoder(
+                inst.version, inst.vrid, min(inst.priority, 255), interval, addrs,
+                family=int(inst.family), src=rt.primary, dst=dst.packed, auth_type=auth_type,
+                auth_data=auth_data, checksum_form=send_checksum_form(inst), ipv4_ttl=ttl)
+            rt.adverts.append((sockaddr, enc))
+
+    # ------------------------------------------------------------------ running
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        for key, (sock, *_rest) in self.rx.items():
+            loop.add_reader(sock.fileno(), self._on_readable, key)
+        loop.add_reader(self.timerfd.fileno(), self._on_timerfd)
+        loop.add_reader(self.monitor.fileno(), self._on_netlink)
+
+    def start(self) -> None:
+        now = now_ns()
+        out: list[tuple[Runtime, A.Action]] = []
+        started = set()
+        for name, group in self.groups.items():
+            out.extend(self._untag(group.start(now)))
+            started.update(m.name for m in group.members)
+        for rt in self.runtimes:
+            if rt.name not in started:
+                out.extend((rt, a) for a in rt.fsm.start(now))
+        for rt in self.runtimes:
+            if not rt.link.up and not rt.cfg.dont_track_primary:
+                out.extend(self._input(rt, lambda g, m: g.set_fault(now, m, True, "interface down"),
+                                       lambda m: m.set_fault(now, True, "interface down")))
+        self._apply(out)
+
+    def _untag(self, tagged: Iterable[Tagged]) -> list[tuple[Runtime | str, A.Action]]:
+        return [(self.by_name.get(t.name, t.name), t.action) for t in tagged]
+
+    def _input(self, rt: Runtime, via_group, direct) -> list[tuple[Runtime | str, A.Action]]:
+        if rt.group is not None:
+            return self._untag(via_group(rt.group, rt.fsm))
+        return [(rt, a) for a in direct(rt.fsm)]
+
+    def _on_timerfd(self) -> None:
+        self.timerfd.consume()
+        now = now_ns()
+        out: list = []
+        for tid in self.wheel.expire(now):
+            rt = self.runtimes[tid // TIMER_KINDS]
+            kind = TimerKind(tid % TIMER_KINDS)
+            out.extend(self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind)))
+        self._apply(out)
+
+    def _on_readable(self, key: tuple) -> None:
+        sock, table, by_vrid, family = self.rx[key]
+        out: list = []
+        for _ in range(RECV_BATCH):
+            try:
+                if family == 4:
+                    data = sock.recv(2048)
+                    reason, adv = wire.validate_ipv4(data, table)
+                else:
+                    msg, src, dst, hop = sockets.recv_ipv6(sock)
+                    reason, adv = wire.validate_ipv6(msg, src, dst, hop, table)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                log.warning("receive on %s failed: %s", key[0], exc)
+                break
+            if is_drop(reason):
+                self._count_drop(reason, adv, key)
+                continue
+            rt = by_vrid[adv.vrid]
+            if reason == Reason.ADDR_LIST_MISMATCH:
+                self._count_drop(reason, adv, key)
+            if rt.cfg.is_unicast and not self._unicast_source_ok(rt, adv):
+                continue
+            now = now_ns()
+            out.extend(self._input(rt, lambda g, m: g.advert(now, m, adv), lambda m: m.advert(now, adv)))
+        if out:
+            self._apply(out)
+
+    def _unicast_source_ok(self, rt: Runtime, adv) -> bool:
+        """check_unicast_src and per-peer min_ttl/max_ttl (keepalived vrrp_check_packet)."""
+        inst = rt.cfg
+        ttl_bounds = any(p.min_ttl or p.max_ttl != 255 for p in inst.unicast_peers)
+        if not (inst.check_unicast_src or self.config.globals.vrrp_check_unicast_src or ttl_bounds):
+            return True
+        for p in inst.unicast_peers:
+            if p.address.packed == adv.src:
+                if adv.hop_limit != -1 and not p.min_ttl <= adv.hop_limit <= p.max_ttl:
+                    self.drops["unicast ttl"] += 1
+                    return False
+                return True
+        self.drops["unicast source not a peer"] += 1
+        return False
+
+    def _count_drop(self, reason: int, adv, key: tuple) -> None:
+        name = Reason(reason).name
+        self.drops[name] += 1
+        # Logged on the first occurrence and then every 1000th, so a flood stays cheap.
+        if self.drops[name] % 1000 == 1:
+            where = f"vrid {adv.vrid} from {ipaddress.ip_address(adv.src)}" if adv else "packet"
+            log.info("%s on %s: %s (%d so far)", name, key[0], where, self.drops[name])
+
+    def _on_netlink(self) -> None:
+        now = now_ns()
+        out: list = []
+        for event in self.monitor.read():
+            if not isinstance(event, LinkEvent):
+                continue
+            link = event.link
+            up = link.up and not event.deleted
+            for rt in self.runtimes:
+                if rt.link.ifindex != link.ifindex or rt.cfg.dont_track_primary:
+                    continue
+                was_up = rt.link.up
+                rt.link = link
+                if up != was_up:
+                    reason = f"interface {link.ifname} {'up' if up else 'down'}"
+                    out.extend(self._input(
+                        rt, lambda g, m: g.set_fault(now, m, not up, "interface down"),
+                        lambda m: m.set_fault(now, not up, "interface down")))
+                    log.info("%s: %s", rt.name, reason)
+        self._apply(out)
+
+    # ------------------------------------------------------------------ actions
+
+    def _apply(self, out: list[tuple[Runtime | str, A.Action]]) -> None:
+        """Carry out a batch of actions in the order the network should see them."""
+        if not out:
+            self._rearm()
+            return
+        adds, removes, garps, later = [], [], [], []
+        for who, action in out:
+            if isinstance(action, A.ArmTimer):
+                self.wheel.schedule(who.timer_id(action.kind), action.deadline)
+            elif isinstance(action, A.CancelTimer):
+                self.wheel.cancel(who.timer_id(action.kind))
+            elif isinstance(action, A.SendAdvert):
+                self._send_advert(who, action.priority)
+            elif isinstance(action, A.AddVips):
+                adds.append(who)
+            elif isinstance(action, A.RemoveVips):
+                removes.append(who)
+            elif isinstance(action, A.SendGarp):
+                garps.append((who, action.repeat))
+            else:
+                later.append((who, action))
+        if removes:
+            self._change_vips(removes, add=False)
+        if adds:
+            self._change_vips(adds, add=True)
+        for rt, repeat in garps:
+            if rt.garp_ips and rt.vips_installed:
+                self.garp.send_burst(rt.link, rt.garp_ips, repeat)
+        for who, action in later:
+            self._report(who, action)
+        self._rearm()
+
+    def _send_advert(self, rt: Runtime, priority: int) -> None:
+        sock = self.tx[rt.tx_key]
+        for sockaddr, enc in rt.adverts:
+            enc.priority = priority
+            try:
+                sock.sendto(enc.packet(), sockaddr)
+            except OSError as exc:
+                self.drops["send error"] += 1
+                if self.drops["send error"] % 1000 == 1:
+                    log.warning("%s: sending advert to %s failed: %s", rt.name, sockaddr[0], exc)
+
+    def _change_vips(self, rts: list[Runtime], add: bool) -> None:
+        specs = [s for rt in rts for s in rt.vips]
+        for rt in rts:
+            rt.vips_installed = add
+        if not specs:
+            return
+        result = self.vips.add(specs) if add else self.vips.remove(specs)
+        for failure in result.failed:
+            log.error("%s VIP %s failed: %s", "adding" if add else "removing",
+                      failure.spec.address, failure.message)
+
+    def _report(self, who: Runtime | str, action: A.Action) -> None:
+        name = who.name if isinstance(who, Runtime) else who
+        if isinstance(action, A.Transition):
+            prio = who.fsm.priority if isinstance(who, Runtime) else 0
+            log.info("%s: %s -> %s (prio %d, %s)", name, action.old.name, action.new.name, prio,
+                     action.reason)
+        self.notify(who, action)
+
+    def _rearm(self) -> None:
+        self.timerfd.arm(self.wheel.next_deadline())
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """keepalived's vrrp_terminate_phase1: masters send priority 0, VIPs go, STOP."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.loop is not None:
+            for sock, *_ in self.rx.values():
+                self.loop.remove_reader(sock.fileno())
+            self.loop.remove_reader(self.timerfd.fileno())
+            self.loop.remove_reader(self.monitor.fileno())
+        now = now_ns()
+        out: list = []
+        grouped = set()
+        for group in self.groups.values():
+            out.extend(self._untag(group.shutdown(now)))
+            grouped.update(m.name for m in group.members)
+        for rt in self.runtimes:
+            if rt.name not in grouped:
+                out.extend((rt, a) for a in rt.fsm.shutdown(now))
+        self._apply(out)
+        # Anything still installed (e.g. VIPs of an instance that never became master
+        # but were there from a crashed run) is ours to remove.
+        leftover = [rt for rt in self.runtimes if rt.vips_installed]
+        if leftover:
+            self._change_vips(leftover, add=False)
+
+    def close(self) -> None:
+        for sock, *_ in self.rx.values():
+            sock.close()
+        for sock in self.tx.values():
+            sock.close()
+        for res in (self.timerfd, self.monitor, self.vips, self.garp):
+            if res is not None:
+                res.close()
+
+    def states(self) -> dict[str, str]:
+        return {rt.name: rt.fsm.state.name for rt in self.runtimes}

@@ -1,0 +1,236 @@
+"""fastvrrp daemons between network namespaces: election, failover, VIPs, GARP, notify.
+
+Each test builds its own lab (routers r1, r2 [, r3] and an observer on one bridge),
+runs real `fastvrrp run` processes and checks the wire from the observer's capture.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from daemonlab import Daemon, addresses, wait_for
+from fastvrrp import netlab
+from pcaputil import arp_announcements, vrrp_adverts
+
+pytestmark = pytest.mark.netns
+
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_netns() -> None:
+    reason = netlab.netns_usable()
+    if reason:
+        pytest.skip(reason)
+
+
+def instance(prio: int, *, name: str = "VI_1", vrid: int = 51, version: int = 3,
+             advert: str = "0.1", vips: tuple[str, ...] = ("192.0.2.100/24",),
+             extra: str = "") -> str:
+    vip_lines = "\n".join(f"    {v}" for v in vips)
+    return f"""
+vrrp_instance {name} {{
+  state BACKUP
+  interface eth0
+  virtual_router_id {vrid}
+  priority {prio}
+  version {version}
+  advert_int {advert}
+  garp_master_delay 1
+{extra}
+  virtual_ipaddress {{
+{vip_lines}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def lab(tmp_path):
+    with netlab.Lab() as lab:
+        lab.node("r1", ["192.0.2.1/24", "2001:db8::1/64"])
+        lab.node("r2", ["192.0.2.2/24", "2001:db8::2/64"])
+        lab.node("obs", ["192.0.2.9/24", "2001:db8::9/64"])
+        lab.tmp = tmp_path
+        yield lab
+
+
+def daemon(lab, node: str, config: str, name: str | None = None) -> Daemon:
+    return Daemon(lab.nodes[node], lab.tmp, name or node, config).start()
+
+
+def capture(lab, name: str, bpf: str = "ip proto 112 or ip6 proto 112 or arp"):
+    return lab.capture(lab.nodes["obs"], "eth0", bpf, lab.tmp / f"{name}.pcap")
+
+
+def test_election_by_priority_and_vips_only_on_master(lab):
+    r1 = daemon(lab, "r1", instance(150))
+    r2 = daemon(lab, "r2", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    time.sleep(0.5)  # several advert intervals: no flapping
+    assert r2.state("VI_1") == "BACKUP" and r1.state("VI_1") == "MASTER"
+    assert "192.0.2.100" in addresses(lab.nodes["r1"])
+    assert "192.0.2.100" not in addresses(lab.nodes["r2"])
+    assert [t[2] for t in r2.transitions()] == ["BACKUP"]
+
+
+def test_equal_priority_goes_to_the_higher_address(lab):
+    # A backup does not preempt a master of equal priority (RFC 5798 6.4.2); the
+    # address decides when two masters meet, e.g. after a partition heals.
+    r1 = daemon(lab, "r1", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    port = lab.nodes["r1"].link("eth0").port
+    lab.switch.ip("link", "set", port, "down")
+    r2 = daemon(lab, "r2", instance(100))
+    r2.wait_state("VI_1", "MASTER")
+    lab.switch.ip("link", "set", port, "up")
+    r1.wait_state("VI_1", "BACKUP", 3)
+    time.sleep(0.5)
+    assert r1.state("VI_1") == "BACKUP" and r2.state("VI_1") == "MASTER"
+    assert "192.0.2.100" in addresses(lab.nodes["r2"])
+    assert "192.0.2.100" not in addresses(lab.nodes["r1"])
+
+
+def _takeover(adverts, old: str, new: str, after_ns: int):
+    """Last advert of `old` before `after_ns` and first non-zero advert of `new` after it."""
+    last_old = max(t for t, src, _v, p in adverts if src == old and p > 0 and t <= after_ns)
+    first_new = min(t for t, src, _v, p in adverts if src == new and p > 0 and t > last_old)
+    return last_old, first_new
+
+
+def test_crash_failover_is_inside_the_protocol_bound(lab):
+    cap = capture(lab, "crash")
+    r1 = daemon(lab, "r1", instance(150))
+    r2 = daemon(lab, "r2", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    time.sleep(0.3)
+    killed = time.time_ns()
+    r1.stop(signal.SIGKILL)
+    r2.wait_state("VI_1", "MASTER", 5)
+    wait_for(lambda: "192.0.2.100" in addresses(lab.nodes["r2"]), 2, "VIP on r2")
+    time.sleep(0.2)
+    cap.stop()
+    adverts = vrrp_adverts(cap.path)
+    last_r1, first_r2 = _takeover(adverts, "192.0.2.1", "192.0.2.2", killed)
+    # v3, advert_int 0.1 s, priority 100: Master_Down = 3 x 100 ms + (256-100)/256 x 100 ms.
+    master_down = 300 * MS + (256 - 100) * 100 * MS // 256
+    gap = first_r2 - last_r1
+    assert master_down - 100 * MS <= gap <= master_down + 20 * MS, gap / MS
+
+
+def test_graceful_failover_within_skew_time(lab):
+    cap = capture(lab, "graceful")
+    r1 = daemon(lab, "r1", instance(150))
+    r2 = daemon(lab, "r2", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    time.sleep(0.3)
+    assert r1.stop(signal.SIGTERM) == 0
+    r2.wait_state("VI_1", "MASTER", 2)
+    time.sleep(0.2)
+    cap.stop()
+    adverts = vrrp_adverts(cap.path)
+    zero = [t for t, src, _v, p in adverts if src == "192.0.2.1" and p == 0]
+    assert len(zero) == 1, "exactly one priority-0 advert on SIGTERM, as keepalived"
+    first_r2 = min(t for t, src, _v, p in adverts if src == "192.0.2.2" and t > zero[0])
+    skew = (256 - 100) * 100 * MS // 256  # 60.9 ms
+    assert first_r2 - zero[0] <= skew + 10 * MS, (first_r2 - zero[0]) / MS
+    assert "192.0.2.100" not in addresses(lab.nodes["r1"])  # removed on stop
+    assert "STOP" in r1.log()
+
+
+def test_preemption_back_and_nopreempt(lab):
+    r1 = daemon(lab, "r1", instance(150))
+    r2 = daemon(lab, "r2", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    r1.stop(signal.SIGKILL)
+    r2.wait_state("VI_1", "MASTER", 5)
+    r1 = daemon(lab, "r1", instance(150), name="r1-again")
+    r1.wait_state("VI_1", "MASTER", 5)  # preempts the lower priority
+    r2.wait_state("VI_1", "BACKUP", 2)
+    r1.stop(signal.SIGKILL)
+    r2.wait_state("VI_1", "MASTER", 5)
+    r1 = daemon(lab, "r1", instance(150, extra="  nopreempt"), name="r1-nopreempt")
+    r1.wait_state("VI_1", "BACKUP", 5)
+    time.sleep(1.0)  # many master-down intervals: it must not take over
+    assert r1.state("VI_1") == "BACKUP" and r2.state("VI_1") == "MASTER"
+
+
+def test_unicast(lab):
+    cap = capture(lab, "unicast", "ip proto 112")
+    peer = "  unicast_src_ip {src}\n  unicast_peer {{\n    {peer}\n  }}"
+    r1 = daemon(lab, "r1", instance(150, extra=peer.format(src="192.0.2.1", peer="192.0.2.2")))
+    r2 = daemon(lab, "r2", instance(100, extra=peer.format(src="192.0.2.2", peer="192.0.2.1")))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    time.sleep(0.3)
+    r1.stop(signal.SIGKILL)
+    r2.wait_state("VI_1", "MASTER", 5)
+    cap.stop()
+    # The bridge floods until it learns; count only what reached the observer by
+    # flooding is not meaningful, so look at destinations via the daemons' own view:
+    assert "192.0.2.100" in addresses(lab.nodes["r2"])
+
+
+def test_wrong_password_does_not_take_over(lab):
+    auth = "  authentication {{\n    auth_type PASS\n    auth_pass {pw}\n  }}"
+    r1 = daemon(lab, "r1", instance(100, version=2, advert="1", extra=auth.format(pw="secret")))
+    r1.wait_state("VI_1", "MASTER", 6)
+    intruder = daemon(lab, "r2", instance(200, version=2, advert="1", extra=auth.format(pw="other")))
+    intruder.wait_state("VI_1", "MASTER", 6)  # it ignores r1 too
+    time.sleep(1.5)
+    assert r1.state("VI_1") == "MASTER", r1.log()
+    assert "AUTH_FAILURE" in r1.log()
+
+
+def test_gratuitous_arp_bursts_on_the_wire(lab):
+    cap = capture(lab, "garp", "arp")
+    r1 = daemon(lab, "r1", instance(150, vips=("192.0.2.100/24", "192.0.2.101/24")))
+    r1.wait_state("VI_1", "MASTER")
+    time.sleep(1.4)  # garp_master_delay 1: the second burst
+    cap.stop()
+    mac = lab.nodes["r1"].link("eth0").mac
+    garps = [g for g in arp_announcements(cap.path) if g[1] == mac]
+    for vip in ("192.0.2.100", "192.0.2.101"):
+        times = sorted(t for t, _m, ip in garps if ip == vip)
+        assert len(times) == 10, (vip, len(times))  # 5 now, 5 after garp_master_delay
+        assert 0.9e9 <= times[5] - times[0] <= 1.2e9
+
+
+def test_notify_scripts_run_in_order_with_keepalived_arguments(lab):
+    out = lab.tmp / "notify.out"
+    script = lab.tmp / "notify.sh"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {out}\n')
+    script.chmod(0o755)
+    extra = (f'  notify_master "{script} master-arg"\n  notify_backup "{script} backup-arg"\n'
+             f'  notify_stop "{script} stop-arg"\n  notify "{script} generic"')
+    r1 = daemon(lab, "r1", instance(150, extra=extra))
+    r1.wait_state("VI_1", "MASTER")
+    time.sleep(0.2)
+    assert r1.stop(signal.SIGTERM) == 0
+    assert out.read_text().splitlines() == [
+        "backup-arg",
+        "generic INSTANCE VI_1 BACKUP 150",
+        "master-arg",
+        "generic INSTANCE VI_1 MASTER 150",
+        "stop-arg",
+        "generic INSTANCE VI_1 STOP 150",
+    ]
+
+
+def test_ipv6(lab):
+    cfg = instance(150, vips=("fe80::100/64", "2001:db8::100/64"))
+    r1 = daemon(lab, "r1", cfg)
+    r2 = daemon(lab, "r2", cfg.replace("priority 150", "priority 100"))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    assert "2001:db8::100" in addresses(lab.nodes["r1"])
+    assert "2001:db8::100" not in addresses(lab.nodes["r2"])
+    r1.stop(signal.SIGTERM)
+    r2.wait_state("VI_1", "MASTER", 2)
+    wait_for(lambda: "2001:db8::100" in addresses(lab.nodes["r2"]), 2, "IPv6 VIP on r2")
