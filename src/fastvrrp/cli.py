@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the VRRP daemon in the foreground")
     daemon_main.add_arguments(p)
     p.set_defaults(func=daemon_main.run)
+
+    from fastvrrp import demo
+
+    p = sub.add_parser("demo", help="two routers and a client in namespaces: election and failover")
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
     return parser
 
 
