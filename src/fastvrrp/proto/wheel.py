@@ -63,7 +63,7 @@ class TimerWheel:
     """TimerWheel(capacity, now, resolution_ns=1_000_000); see the module docstring."""
 
     __slots__ = (
-        "capacity", "resolution_ns", "_cur", "_count", "_deadline", "_tick", "_slot",
+        "_capacity", "_resolution_ns", "_cur", "_count", "_deadline", "_tick", "_slot",
         "_slots", "_bitmap", "_level_count", "_level_mask", "_min_cache", "_min_valid",
     )
 
@@ -77,8 +77,8 @@ class TimerWheel:
             raise ValueError("resolution_ns must be > 0")
         if now < 0:
             raise ValueError("now must be >= 0 (CLOCK_MONOTONIC nanoseconds)")
-        self.resolution_ns: int = resolution_ns
-        self.capacity: int = 0
+        self._resolution_ns = resolution_ns
+        self._capacity = 0
         self._cur: int = now // resolution_ns   # tick up to which time has been processed
         self._count: int = 0
         self._deadline: list[int] = []
@@ -93,6 +93,14 @@ class TimerWheel:
         self._min_valid: bool = False
         self.reserve(capacity)
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def resolution_ns(self) -> int:
+        return self._resolution_ns
+
     def reserve(self, n: int) -> None:
         """Grow capacity to at least n timer ids (never shrinks)."""
         n = index(n)
@@ -104,7 +112,7 @@ class TimerWheel:
         self._deadline.extend([0] * grow)
         self._tick.extend([0] * grow)
         self._slot.extend([-1] * grow)
-        self.capacity = n
+        self._capacity = n
 
     def _check(self, tid: int) -> int:
         tid = index(tid)
