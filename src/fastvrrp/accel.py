@@ -54,4 +54,6 @@ def all_compiled() -> bool:
 ACCELERATED: dict[str, str] = {
     "_wire": "fastvrrp.proto.packet",
     "_wheel": "fastvrrp.proto.wheel",
+    "_fastpath": "fastvrrp.proto.fastpath",
+    "_fastio": "fastvrrp.net.io",
 }

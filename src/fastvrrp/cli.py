@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_main.add_arguments(p)
     p.set_defaults(func=daemon_main.run)
 
+    p = sub.add_parser("status", help="show a running daemon's state and fast-path counters")
+    daemon_main.add_status_arguments(p)
+    p.set_defaults(func=daemon_main.status)
+
     from fastvrrp import demo
 
     p = sub.add_parser("demo", help="two routers and a client in namespaces: election and failover")

@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             conf.write_text(CONFIG.format(name=name, priority=prio, advert_int=args.advert_int, vip=VIP))
             logs[name] = work / f"{name}.log"
             procs[name] = nodes[name].popen(
-                [sys.executable, "-m", "fastvrrp", "run", "-f", str(conf)],
+                [sys.executable, "-m", "fastvrrp", "run", "-f", str(conf), "--control",
+                 str(work / f"{name}.sock")],
                 stdout=subprocess.DEVNULL, stderr=open(logs[name], "w"))
         def settled() -> bool:
             # One MASTER and one BACKUP, and no transition for ten advert intervals.

@@ -25,13 +25,15 @@ class Daemon:
         self.conf = workdir / f"{name}.conf"
         self.logfile = workdir / f"{name}.log"
         self.conf.write_text(config)
+        self.control = workdir / f"{name}.sock"
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Daemon:
         self._log = open(self.logfile, "a")
         self.proc = self.node.popen(
-            [sys.executable, "-m", "fastvrrp", "run", "-f", str(self.conf), *self.extra_args],
+            [sys.executable, "-m", "fastvrrp", "run", "-f", str(self.conf),
+             "--control", str(self.control), *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT)
         return self
 
@@ -44,6 +46,12 @@ class Daemon:
             return self.proc.wait(timeout)
         finally:
             self._log.close()
+
+    def status(self) -> dict:
+        """The daemon's control-socket status document."""
+        out = subprocess.run([sys.executable, "-m", "fastvrrp", "status", "--control", str(self.control)],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return json.loads(out.stdout)
 
     def log(self) -> str:
         return self.logfile.read_text() if self.logfile.exists() else ""

@@ -142,6 +142,9 @@ class Runtime:
     tx_key: tuple = ()
     # (destination sockaddr, encoder) per destination: the multicast group, or each peer.
     adverts: list[tuple[tuple, Any]] = field(default_factory=list)
+    # The same encoders for the fast path: (send gid, encoder, packed sockaddr).
+    fast_packets: list[tuple[int, Any, bytes]] = field(default_factory=list)
+    fast_backup: bool = True  # False: every advert of this backup goes through Python
     group: SyncGroup | None = None
     vips_installed: bool = False
 

@@ -16,6 +16,7 @@ from fastvrrp.config import ConfigError, load
 from fastvrrp.daemon.instances import StartupError
 
 log = logging.getLogger("fastvrrp")
+DEFAULT_CONTROL = "/run/fastvrrp.sock"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keepalived.conf to run (default: %(default)s)")
     p.add_argument("-i", "--config-id", default=None, help="config id for @conditional lines")
     p.add_argument("--pid-file", default=None, help="write the daemon's pid here")
+    p.add_argument("--control", default=DEFAULT_CONTROL,
+                   help="unix socket answering `fastvrrp status` (default: %(default)s; '' for none)")
     p.add_argument("--log", choices=("stderr", "syslog"), default="stderr")
     p.add_argument("-D", "--log-detail", action="store_true", help="debug logging")
 
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    service = Service(config, loop)
+    service = Service(config, loop, control_path=args.control or None)
     try:
         service.open()
     except (StartupError, OSError) as exc:
@@ -103,4 +106,24 @@ def run(args: argparse.Namespace) -> int:
                 os.unlink(args.pid_file)
             except FileNotFoundError:
                 pass
+    return 0
+
+
+def add_status_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--control", default=DEFAULT_CONTROL, help="the daemon's control socket")
+
+
+def status(args: argparse.Namespace) -> int:
+    """Print the running daemon's status document (JSON)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(args.control)
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+    except OSError as exc:
+        print(f"fastvrrp status: cannot reach {args.control}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(b"".join(chunks).decode())
     return 0

@@ -2,11 +2,14 @@
 wheel, netlink, GARP and notifications.
 
 Event flow: the receive sockets and one timerfd are watched by the event loop.
-Received adverts and due timers become state machine inputs; the actions they
-return are carried out in phases for the whole batch — adverts first, then one
-netlink batch for every VIP change, then GARP/NA bursts, then log lines and
-notifications (DESIGN.md: nothing slow between a deadline and the packets it
-causes). Finally the timerfd is re-armed for the wheel's next deadline.
+Both feed the fast path first (fastvrrp._fastpath through _fastio's recvmmsg and
+sendmmsg): a master's periodic advert and a backup's "same master, nothing changed"
+never reach Python. What escalates becomes a state machine input; timer actions are
+applied at once, the rest is carried out in phases for the whole batch — adverts
+first, then one netlink batch for every VIP change, then GARP/NA bursts, then log
+lines and notifications (DESIGN.md: nothing slow between a deadline and the packets
+it causes). After every input the instance's fast-path entry is set from its state
+machine, and finally the timerfd is re-armed for the wheel's next deadline.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from fastvrrp import accel
-from fastvrrp.config.model import Config, Instance
+from fastvrrp.config.model import Config
 from fastvrrp.daemon.instances import (
     TIMER_KINDS,
     Runtime,
@@ -35,20 +38,22 @@ from fastvrrp.daemon.instances import (
 )
 from fastvrrp.net import sockets
 from fastvrrp.net.garp import GarpSender
+from fastvrrp.net.io import pack_sockaddr
 from fastvrrp.net.timerfd import TimerFd
 from fastvrrp.net.vips import LinkEvent, NetlinkMonitor, VipManager
 from fastvrrp.proto import actions as A
-from fastvrrp.proto.actions import State, TimerKind
+from fastvrrp.proto.actions import TimerKind
+from fastvrrp.proto.fastpath import sync_from_fsm
 from fastvrrp.proto.fsm import InstanceFsm
-from fastvrrp.proto.packet import Reason, is_drop
+from fastvrrp.proto.packet import Reason
 from fastvrrp.proto.sync import SyncGroup, Tagged
 
 log = logging.getLogger("fastvrrp")
 
 wire = accel.load("_wire", "fastvrrp.proto.packet")
 wheel_mod = accel.load("_wheel", "fastvrrp.proto.wheel")
-
-RECV_BATCH = 64  # packets read per readiness event before yielding to the loop
+fastpath_mod = accel.load("_fastpath", "fastvrrp.proto.fastpath")
+fastio_mod = accel.load("_fastio", "fastvrrp.net.io")
 
 
 def now_ns() -> int:
@@ -64,13 +69,17 @@ class Router:
         self.by_name: dict[str, Runtime] = {}
         self.groups: dict[str, SyncGroup] = {}
         self.wheel = None
+        self.fp = None
+        self.io = fastio_mod.BatchIO()
         self.timerfd: TimerFd | None = None
         self.vips: VipManager | None = None
         self.garp: GarpSender | None = None
         self.monitor: NetlinkMonitor | None = None
-        # receive socket key -> (socket, ReceiveTable, {vrid: Runtime}, family)
-        self.rx: dict[tuple, tuple[socket.socket, object, dict[int, Runtime], int]] = {}
+        # receive socket key -> (socket, ReceiveTable, {vrid: Runtime}, family, gid)
+        self.rx: dict[tuple, tuple[socket.socket, object, dict[int, Runtime], int, int]] = {}
         self.tx: dict[tuple, socket.socket] = {}
+        self.tx_by_gid: dict[int, socket.socket] = {}
+        self._pending: list[tuple[Runtime | str, A.Action]] = []
         self.drops: Counter[str] = Counter()
         self.notify = notify or (lambda *a, **kw: None)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -109,6 +118,8 @@ class Router:
             for n in g.instances:
                 self.by_name[n].group = group
         self.wheel = wheel_mod.TimerWheel(max(1, len(self.runtimes)) * TIMER_KINDS, now_ns())
+        self.fp = fastpath_mod.FastPath(self.wheel, TIMER_KINDS)
+        self.fp.reserve(max(1, len(self.runtimes)))
         for rt in self.runtimes:
             self._open_sockets(rt)
         # keepalived removes stale copies of its VIPs at start-up (vrrp_daemon.c).
@@ -133,13 +144,17 @@ class Router:
         if rx_key not in self.rx:
             sock = sockets.open_receive_socket(
                 fam, ifname, ifindex, group=None if src else str(inst.mcast_dst_ip), unicast_src=src)
-            self.rx[rx_key] = (sock, wire.ReceiveTable(), {}, int(inst.family))
-        _, table, by_vrid, _ = self.rx[rx_key]
+            gid = len(self.rx)
+            table = wire.ReceiveTable()
+            self.rx[rx_key] = (sock, table, {}, int(inst.family), gid)
+            self.fp.add_group(gid, int(inst.family), table)
+        _, table, by_vrid, _, gid = self.rx[rx_key]
         if inst.vrid in by_vrid:
             other = by_vrid[inst.vrid].name
             raise StartupError(f"{inst.name}: VRID {inst.vrid} is also used by {other} on the same socket")
         table[inst.vrid] = wire.Expect(inst.version, **expect_kwargs(inst, self.config))
         by_vrid[inst.vrid] = rt
+        self.fp.bind(gid, inst.vrid, rt.idx)
         rt.rx_key = rx_key
 
         source = str(ipaddress.ip_address(rt.primary))
@@ -148,7 +163,9 @@ class Router:
             self.tx[tx_key] = sockets.open_send_socket(
                 fam, ifname, ifindex, multicast=not inst.is_unicast,
                 source6=source if inst.family == 6 else None)
+            self.tx_by_gid[len(self.tx_by_gid)] = self.tx[tx_key]
         rt.tx_key = tx_key
+        tx_gid = next(g for g, sock in self.tx_by_gid.items() if sock is self.tx[tx_key])
         dests = [p.address for p in inst.unicast_peers] or [inst.mcast_dst_ip]
         auth_type, auth_data = auth_of(inst)
         addrs = advertised_addresses(inst)
@@ -165,6 +182,9 @@ class Router:
                 family=int(inst.family), src=rt.primary, dst=dst.packed, auth_type=auth_type,
                 auth_data=auth_data, checksum_form=send_checksum_form(inst), ipv4_ttl=ttl)
             rt.adverts.append((sockaddr, enc))
+            rt.fast_packets.append((tx_gid, enc, pack_sockaddr(str(dst), ifindex)))
+        # Per-peer TTL bounds are checked in Python, so such a backup never goes steady.
+        rt.fast_backup = not any(p.min_ttl or p.max_ttl != 255 for p in inst.unicast_peers)
 
     # ------------------------------------------------------------------ running
 
@@ -172,76 +192,91 @@ class Router:
         self.loop = loop
         for key, (sock, *_rest) in self.rx.items():
             loop.add_reader(sock.fileno(), self._on_readable, key)
+        log.info("fast path: %s; socket I/O: %s", fastpath_mod.IMPLEMENTATION,
+                 fastio_mod.IMPLEMENTATION)
         loop.add_reader(self.timerfd.fileno(), self._on_timerfd)
         loop.add_reader(self.monitor.fileno(), self._on_netlink)
 
     def start(self) -> None:
         now = now_ns()
-        out: list[tuple[Runtime, A.Action]] = []
         started = set()
-        for name, group in self.groups.items():
-            out.extend(self._untag(group.start(now)))
+        for group in self.groups.values():
+            self._take(self._untag(group.start(now)))
             started.update(m.name for m in group.members)
         for rt in self.runtimes:
             if rt.name not in started:
-                out.extend((rt, a) for a in rt.fsm.start(now))
+                self._take([(rt, a) for a in rt.fsm.start(now)])
         for rt in self.runtimes:
             if not rt.link.up and not rt.cfg.dont_track_primary:
-                out.extend(self._input(rt, lambda g, m: g.set_fault(now, m, True, "interface down"),
-                                       lambda m: m.set_fault(now, True, "interface down")))
-        self._apply(out)
+                self._input(rt, lambda g, m: g.set_fault(now, m, True, "interface down"),
+                            lambda m: m.set_fault(now, True, "interface down"))
+        self._sync(self.runtimes)
+        self._flush()
 
     def _untag(self, tagged: Iterable[Tagged]) -> list[tuple[Runtime | str, A.Action]]:
         return [(self.by_name.get(t.name, t.name), t.action) for t in tagged]
 
-    def _input(self, rt: Runtime, via_group, direct) -> list[tuple[Runtime | str, A.Action]]:
+    def _input(self, rt: Runtime, via_group, direct) -> None:
+        """One state machine input (through its sync group if it has one)."""
+        members = [self.by_name[m.name] for m in rt.group.members] if rt.group else [rt]
+        for m in members:
+            self.fp.sync_back(m.idx, m.fsm)
         if rt.group is not None:
-            return self._untag(via_group(rt.group, rt.fsm))
-        return [(rt, a) for a in direct(rt.fsm)]
+            self._take(self._untag(via_group(rt.group, rt.fsm)))
+        else:
+            self._take([(rt, a) for a in direct(rt.fsm)])
+        self._sync(members)
+
+    def _sync(self, rts: Iterable[Runtime]) -> None:
+        """Let each instance's fast-path entry follow its state machine."""
+        for rt in rts:
+            if self._stopping:
+                self.fp.clear(rt.idx)
+                continue
+            mode = sync_from_fsm(self.fp, rt.idx, rt.fsm, rt.fast_packets)
+            if mode == fastpath_mod.MODE_BACKUP and not rt.fast_backup:
+                self.fp.clear(rt.idx)
 
     def _on_timerfd(self) -> None:
         self.timerfd.consume()
         now = now_ns()
-        out: list = []
-        for tid in self.wheel.expire(now):
-            rt = self.runtimes[tid // TIMER_KINDS]
-            kind = TimerKind(tid % TIMER_KINDS)
-            out.extend(self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind)))
-        self._apply(out)
+        escalated = self.fp.expire(now)
+        # Due steady adverts go out before anything else is looked at.
+        self.io.send_outbox(self.fp, self.tx_by_gid)
+        for idx, kind in escalated:
+            rt = self.runtimes[idx]
+            kind = TimerKind(kind)
+            self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind))
+        self._flush()
 
     def _on_readable(self, key: tuple) -> None:
-        sock, table, by_vrid, family = self.rx[key]
-        out: list = []
-        for _ in range(RECV_BATCH):
-            try:
-                if family == 4:
-                    data = sock.recv(2048)
-                    reason, adv = wire.validate_ipv4(data, table)
-                else:
-                    msg, src, dst, hop = sockets.recv_ipv6(sock)
-                    reason, adv = wire.validate_ipv6(msg, src, dst, hop, table)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                log.warning("receive on %s failed: %s", key[0], exc)
-                break
-            if is_drop(reason):
-                self._count_drop(reason, adv, key)
-                continue
-            rt = by_vrid[adv.vrid]
+        sock, _table, by_vrid, family, gid = self.rx[key]
+        now = now_ns()
+
+        def escalated(esc) -> None:
+            _idx, reason, adv = esc
+            rt = by_vrid.get(adv.vrid) if adv is not None else None
+            if rt is None:
+                return
             if reason == Reason.ADDR_LIST_MISMATCH:
                 self._count_drop(reason, adv, key)
             if rt.cfg.is_unicast and not self._unicast_source_ok(rt, adv):
-                continue
-            now = now_ns()
-            out.extend(self._input(rt, lambda g, m: g.advert(now, m, adv), lambda m: m.advert(now, adv)))
-        if out:
-            self._apply(out)
+                return
+            self._input(rt, lambda g, m: g.advert(now, m, adv), lambda m: m.advert(now, adv))
+
+        try:
+            self.io.receive(self.fp, gid, sock, family, now, escalated)
+        except OSError as exc:
+            log.warning("receive on %s failed: %s", key[0], exc)
+        for reason, _gid, vrid, src, count in self.fp.take_drop_samples():
+            where = f"vrid {vrid} from {ipaddress.ip_address(src)}" if src else "packet"
+            log.info("%s on %s: %s (%d dropped since the last report)", reason.name, key[0], where, count)
+        self._flush()
 
     def _unicast_source_ok(self, rt: Runtime, adv) -> bool:
         """check_unicast_src and per-peer min_ttl/max_ttl (keepalived vrrp_check_packet)."""
         inst = rt.cfg
-        ttl_bounds = any(p.min_ttl or p.max_ttl != 255 for p in inst.unicast_peers)
+        ttl_bounds = not rt.fast_backup
         if not (inst.check_unicast_src or self.config.globals.vrrp_check_unicast_src or ttl_bounds):
             return True
         for p in inst.unicast_peers:
@@ -263,7 +298,6 @@ class Router:
 
     def _on_netlink(self) -> None:
         now = now_ns()
-        out: list = []
         for event in self.monitor.read():
             if not isinstance(event, LinkEvent):
                 continue
@@ -275,27 +309,30 @@ class Router:
                 was_up = rt.link.up
                 rt.link = link
                 if up != was_up:
-                    reason = f"interface {link.ifname} {'up' if up else 'down'}"
-                    out.extend(self._input(
-                        rt, lambda g, m: g.set_fault(now, m, not up, "interface down"),
-                        lambda m: m.set_fault(now, not up, "interface down")))
-                    log.info("%s: %s", rt.name, reason)
-        self._apply(out)
+                    log.info("%s: interface %s %s", rt.name, link.ifname, "up" if up else "down")
+                    self._input(rt, lambda g, m: g.set_fault(now, m, not up, "interface down"),
+                                lambda m: m.set_fault(now, not up, "interface down"))
+        self._flush()
 
     # ------------------------------------------------------------------ actions
 
-    def _apply(self, out: list[tuple[Runtime | str, A.Action]]) -> None:
-        """Carry out a batch of actions in the order the network should see them."""
-        if not out:
-            self._rearm()
-            return
-        adds, removes, garps, later = [], [], [], []
+    def _take(self, out: list[tuple[Runtime | str, A.Action]]) -> None:
+        """Timer actions now (the fast path may re-arm the same timers before the
+        batch ends); everything else waits for _flush."""
         for who, action in out:
             if isinstance(action, A.ArmTimer):
                 self.wheel.schedule(who.timer_id(action.kind), action.deadline)
             elif isinstance(action, A.CancelTimer):
                 self.wheel.cancel(who.timer_id(action.kind))
-            elif isinstance(action, A.SendAdvert):
+            else:
+                self._pending.append((who, action))
+
+    def _flush(self) -> None:
+        """Carry out the batch's actions in the order the network should see them."""
+        out, self._pending = self._pending, []
+        adds, removes, garps, later = [], [], [], []
+        for who, action in out:
+            if isinstance(action, A.SendAdvert):
                 self._send_advert(who, action.priority)
             elif isinstance(action, A.AddVips):
                 adds.append(who)
@@ -314,7 +351,7 @@ class Router:
                 self.garp.send_burst(rt.link, rt.garp_ips, repeat)
         for who, action in later:
             self._report(who, action)
-        self._rearm()
+        self.timerfd.arm(self.wheel.next_deadline())
 
     def _send_advert(self, rt: Runtime, priority: int) -> None:
         sock = self.tx[rt.tx_key]
@@ -346,9 +383,6 @@ class Router:
                      action.reason)
         self.notify(who, action)
 
-    def _rearm(self) -> None:
-        self.timerfd.arm(self.wheel.next_deadline())
-
     # ------------------------------------------------------------------ shutdown
 
     def shutdown(self) -> None:
@@ -362,15 +396,17 @@ class Router:
             self.loop.remove_reader(self.timerfd.fileno())
             self.loop.remove_reader(self.monitor.fileno())
         now = now_ns()
-        out: list = []
         grouped = set()
+        for rt in self.runtimes:
+            self.fp.sync_back(rt.idx, rt.fsm)
+            self.fp.clear(rt.idx)
         for group in self.groups.values():
-            out.extend(self._untag(group.shutdown(now)))
+            self._take(self._untag(group.shutdown(now)))
             grouped.update(m.name for m in group.members)
         for rt in self.runtimes:
             if rt.name not in grouped:
-                out.extend((rt, a) for a in rt.fsm.shutdown(now))
-        self._apply(out)
+                self._take([(rt, a) for a in rt.fsm.shutdown(now)])
+        self._flush()
         # Anything still installed (e.g. VIPs of an instance that never became master
         # but were there from a crashed run) is ours to remove.
         leftover = [rt for rt in self.runtimes if rt.vips_installed]
@@ -380,11 +416,31 @@ class Router:
     def close(self) -> None:
         for sock, *_ in self.rx.values():
             sock.close()
+        self.rx.clear()
         for sock in self.tx.values():
             sock.close()
         for res in (self.timerfd, self.monitor, self.vips, self.garp):
             if res is not None:
                 res.close()
 
-    def states(self) -> dict[str, str]:
-        return {rt.name: rt.fsm.state.name for rt in self.runtimes}
+    def status(self) -> dict:
+        """What `fastvrrp status` shows: states, and how much stayed in C."""
+        python_inputs = Counter()
+        instances = {}
+        for rt in self.runtimes:
+            c = rt.fsm.counters
+            python_inputs.update({k: getattr(c, k) for k in ("advert", "timer", "set_priority",
+                                                             "set_fault", "start", "shutdown")})
+            instances[rt.name] = {"state": rt.fsm.state.name, "priority": rt.fsm.priority,
+                                  "vrid": rt.cfg.vrid, "interface": rt.link.ifname}
+        fp = self.fp.counters() if self.fp is not None else {}
+        return {
+            "instances": instances,
+            "python_inputs": dict(python_inputs),
+            "fast_path": {k: (v if not isinstance(v, dict) else {r.name: n for r, n in v.items() if n})
+                          for k, v in fp.items()},
+            "socket_io": {"received": self.io.received, "sent": self.io.sent,
+                          "send_errors": self.io.send_errors, "recv_calls": self.io.recv_calls,
+                          "send_calls": self.io.send_calls},
+            "drops_in_python": dict(self.drops),
+        }

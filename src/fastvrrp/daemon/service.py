@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import os
 
 from fastvrrp.config.model import Config
 from fastvrrp.daemon.fifo import NotifyFifo, open_notify_fifos
@@ -27,9 +30,12 @@ STOP_NOTIFY_WAIT_S = 5.0  # bounded wait for STOP scripts at shutdown (keepalive
 
 
 class Service:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop,
+                 control_path: str | None = None) -> None:
         self.config = config
         self.loop = loop
+        self.control_path = control_path
+        self._control: asyncio.AbstractServer | None = None
         g = config.globals
         self.notifier = NotifyRunner(loop, users=ScriptUsers(g.script_user, g.script_group))
         self.fifos: list[NotifyFifo] = []
@@ -42,6 +48,21 @@ class Service:
     def start(self) -> None:
         self.router.attach(self.loop)
         self.router.start()
+        if self.control_path:
+            if os.path.exists(self.control_path):
+                os.unlink(self.control_path)  # a previous run's socket
+            self._control = self.loop.run_until_complete(
+                asyncio.start_unix_server(self._answer_status, path=self.control_path))
+
+    async def _answer_status(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The control socket: one JSON status document per connection."""
+        status = self.router.status()
+        status["notify"] = dataclasses.asdict(self.notifier.stats())
+        writer.write(json.dumps(status).encode() + b"\n")
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
 
     def _notify(self, who: Runtime | str, action: A.Action) -> None:
         event: NotifyEvent | None = None
@@ -60,6 +81,10 @@ class Service:
             f.write_event(event)
 
     async def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            if self.control_path and os.path.exists(self.control_path):
+                os.unlink(self.control_path)
         # keepalived (vrrp_terminate_phase1, script_killall): the FIFO scripts get
         # SIGTERM before the STOP lines, which they can still read before EOF.
         for f in self.fifos:

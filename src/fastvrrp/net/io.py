@@ -1,0 +1,69 @@
+"""Socket I/O for the fast path, one packet per system call: the pure-Python twin of
+fastvrrp._fastio (same API), used when the extension is not built."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+from fastvrrp.net.sockets import recv_ipv6
+
+IMPLEMENTATION = "python"
+
+
+def pack_sockaddr(address: str, ifindex: int = 0) -> bytes:
+    """A destination as the kernel's sockaddr_in / sockaddr_in6 bytes."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + ip.packed + bytes(8)
+    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", 0, 0) + ip.packed
+            + struct.pack("=I", ifindex if ip.is_link_local or ip.is_multicast else 0))
+
+
+def unpack_sockaddr(packed: bytes) -> tuple:
+    family = struct.unpack("=H", packed[:2])[0]
+    if family == socket.AF_INET:
+        return (str(ipaddress.IPv4Address(packed[4:8])), 0)
+    return (str(ipaddress.IPv6Address(packed[8:24])), 0, 0, struct.unpack("=I", packed[24:28])[0])
+
+
+class BatchIO:
+    def __init__(self, batch: int = 64, bufsize: int = 2048) -> None:
+        self.batch = batch
+        self.bufsize = bufsize
+        self.received = self.sent = self.send_errors = self.recv_calls = self.send_calls = 0
+        self.last_send_errno = 0
+
+    def receive(self, fp, gid: int, sock: socket.socket, family: int, now: int,
+                on_escalation, rounds: int = 4) -> int:
+        total = 0
+        for _ in range(rounds * self.batch):
+            try:
+                self.recv_calls += 1
+                if family == 4:
+                    esc = fp.feed_ipv4(gid, sock.recv(self.bufsize), now)
+                else:
+                    msg, src, dst, hop = recv_ipv6(sock, self.bufsize)
+                    esc = fp.feed_ipv6(gid, msg, src, dst, hop, now)
+            except (BlockingIOError, InterruptedError):
+                break
+            self.received += 1
+            total += 1
+            if esc is not None:
+                on_escalation(esc)
+        return total
+
+    def send_outbox(self, fp, socks) -> int:
+        total = 0
+        for gid, packet, dest, _idx in fp.take_outbox():
+            self.send_calls += 1
+            try:
+                socks[gid].sendto(packet, unpack_sockaddr(dest))
+            except OSError as exc:
+                self.send_errors += 1
+                self.last_send_errno = exc.errno or 0
+                continue
+            total += 1
+            self.sent += 1
+        return total
