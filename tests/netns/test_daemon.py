@@ -13,7 +13,7 @@ import pytest
 
 from daemonlab import Daemon, addresses, wait_for
 from fastvrrp import netlab
-from pcaputil import arp_announcements, vrrp_adverts
+from pcaputil import arp_announcements, read_pcap, vrrp_adverts
 
 pytestmark = pytest.mark.netns
 
@@ -162,19 +162,28 @@ def test_preemption_back_and_nopreempt(lab):
 
 
 def test_unicast(lab):
-    cap = capture(lab, "unicast", "ip proto 112")
+    cap = lab.capture(lab.switch, "br-lan", "ip proto 112", lab.tmp / "unicast.pcap")
     peer = "  unicast_src_ip {src}\n  unicast_peer {{\n    {peer}\n  }}"
     r1 = daemon(lab, "r1", instance(150, extra=peer.format(src="192.0.2.1", peer="192.0.2.2")))
     r2 = daemon(lab, "r2", instance(100, extra=peer.format(src="192.0.2.2", peer="192.0.2.1")))
     r1.wait_state("VI_1", "MASTER")
     r2.wait_state("VI_1", "BACKUP")
-    time.sleep(0.3)
+    # A sender r2 does not list, with a higher priority, must not move it.
+    stranger = daemon(lab, "obs", instance(200, extra=peer.format(src="192.0.2.9", peer="192.0.2.2")))
+    stranger.wait_state("VI_1", "MASTER")
+    time.sleep(0.5)
+    assert r2.state("VI_1") == "BACKUP" and r1.state("VI_1") == "MASTER"
+    assert r2.status()["drops_in_python"].get("unicast source not a peer", 0) > 0
     r1.stop(signal.SIGKILL)
     r2.wait_state("VI_1", "MASTER", 5)
     cap.stop()
-    # The bridge floods until it learns; count only what reached the observer by
-    # flooding is not meaningful, so look at destinations via the daemons' own view:
     assert "192.0.2.100" in addresses(lab.nodes["r2"])
+    # Every advert went to its configured peer, never to the multicast group.
+    pairs = set()
+    for _ts, frame in read_pcap(cap.path):
+        if frame[12:14] == b"\x08\x00" and frame[23] == 112:
+            pairs.add((".".join(map(str, frame[26:30])), ".".join(map(str, frame[30:34]))))
+    assert pairs == {("192.0.2.1", "192.0.2.2"), ("192.0.2.2", "192.0.2.1"), ("192.0.2.9", "192.0.2.2")}
 
 
 def test_wrong_password_does_not_take_over(lab):

@@ -274,12 +274,13 @@ class Router:
         self._flush()
 
     def _unicast_source_ok(self, rt: Runtime, adv) -> bool:
-        """check_unicast_src and per-peer min_ttl/max_ttl (keepalived vrrp_check_packet)."""
-        inst = rt.cfg
-        ttl_bounds = not rt.fast_backup
-        if not (inst.check_unicast_src or self.config.globals.vrrp_check_unicast_src or ttl_bounds):
-            return True
-        for p in inst.unicast_peers:
+        """A unicast instance accepts only its listed peers, within their TTL bounds.
+
+        keepalived checks the source only with check_unicast_src (or when a peer has
+        min_ttl/max_ttl); fastvrrp always does, since an unlisted sender of a unicast
+        advert is a misconfiguration at best.
+        """
+        for p in rt.cfg.unicast_peers:
             if p.address.packed == adv.src:
                 if adv.hop_limit != -1 and not p.min_ttl <= adv.hop_limit <= p.max_ttl:
                     self.drops["unicast ttl"] += 1

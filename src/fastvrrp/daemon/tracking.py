@@ -252,7 +252,6 @@ class TrackingEngine:
         self._use_inotify = use_inotify
         self._poll_interval_s = poll_interval_s
         self._started = False
-        self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._spawner: ThreadPoolExecutor | None = None
         self._start_errors: dict[str, str] = {}  # script -> error already logged
@@ -296,7 +295,6 @@ class TrackingEngine:
 
     async def stop(self) -> None:
         """Cancel the script timers, kill running scripts, stop watching files."""
-        self._stopping = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -342,7 +340,13 @@ class TrackingEngine:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            success, killing = await self._run_once(script)
+            try:
+                success, killing = await self._run_once(script)
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception:  # a bug here must not stop this script's timer for good
+                log.exception("vrrp_script %s: unexpected error; counted as failed", script.name)
+                success, killing = False, None
             self._script_result(script, success)
             if killing is not None:
                 await killing  # the next run waits until this one is gone

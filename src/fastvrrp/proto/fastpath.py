@@ -256,7 +256,7 @@ class FastPath:
             idx = g.idx_of[adv.vrid]
             if (reason == _OK and idx >= 0 and self._mode[idx] == MODE_BACKUP
                     and self._key[idx] == (adv.src, adv.priority, adv.interval)):
-                deadline = now + self._down_ns[idx] + 1
+                deadline = now + self._down_ns[idx]
                 self._wheel.schedule(idx * self._kinds + _DOWN, deadline)
                 self._down_deadline[idx] = deadline
                 self._touched[idx] |= _TOUCH_DOWN
