@@ -243,3 +243,37 @@ def test_ipv6(lab):
     r1.stop(signal.SIGTERM)
     r2.wait_state("VI_1", "MASTER", 2)
     wait_for(lambda: "2001:db8::100" in addresses(lab.nodes["r2"]), 2, "IPv6 VIP on r2")
+
+
+def test_reload_keeps_unchanged_instances_and_survives_a_broken_config(lab):
+    cap = capture(lab, "reload", "ip proto 112")
+    two = instance(150) + instance(150, name="VI_2", vrid=52, vips=("192.0.2.102/24",))
+    r1 = daemon(lab, "r1", two)
+    r2 = daemon(lab, "r2", instance(100) + instance(100, name="VI_2", vrid=52, vips=("192.0.2.102/24",)))
+    for name in ("VI_1", "VI_2"):
+        r1.wait_state(name, "MASTER")
+        r2.wait_state(name, "BACKUP")
+    time.sleep(0.3)
+
+    # VI_1 unchanged, VI_2 changed (priority), VI_3 new.
+    r1.conf.write_text(instance(150) + instance(140, name="VI_2", vrid=52, vips=("192.0.2.102/24",))
+                       + instance(150, name="VI_3", vrid=53, vips=("192.0.2.103/24",)))
+    reloaded_at = time.time_ns()
+    r1.proc.send_signal(signal.SIGHUP)
+    r1.wait_state("VI_3", "MASTER", 5)
+    wait_for(lambda: [t[2] for t in r1.transitions("VI_2")][-2:] == ["BACKUP", "MASTER"], 5,
+             "VI_2 restarted and master again")
+    time.sleep(0.5)
+    assert [t[2] for t in r1.transitions("VI_1")] == ["BACKUP", "MASTER"]  # never left MASTER
+    assert [t[2] for t in r2.transitions("VI_1")] == ["BACKUP"]
+    assert "192.0.2.100" in addresses(lab.nodes["r1"]) and "192.0.2.103" in addresses(lab.nodes["r1"])
+
+    # A broken config changes nothing.
+    r1.conf.write_text(two + "vrrp_instance BROKEN {\n  priorty 1\n}\n")
+    r1.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "keeping the running one" in r1.log(), 5, "the reload to be refused")
+    assert r1.proc.poll() is None
+    assert r1.status()["instances"]["VI_3"]["state"] == "MASTER"
+    cap.stop()
+    zero = {(src, vrid) for t, src, vrid, prio in vrrp_adverts(cap.path) if prio == 0 and t > reloaded_at}
+    assert zero == {("192.0.2.1", 52)}  # only the changed instance handed over

@@ -154,3 +154,21 @@ class Runtime:
 
     def timer_id(self, kind: int) -> int:
         return self.idx * TIMER_KINDS + kind
+
+
+def reload_key(inst: Instance) -> tuple:
+    """How keepalived matches an old instance to a new one on reload (vrrp.c
+    vrrp_exist): VRID, family, interface, and the unicast source or multicast group —
+    not the name."""
+    where = ("unicast", inst.source_ip) if inst.is_unicast else ("multicast", inst.mcast_dst_ip)
+    return (inst.vrid, int(inst.family), inst.interface, where)
+
+
+@dataclass(eq=False)
+class Carried:
+    """An instance's running machine handed from the old config to the new one."""
+
+    cfg: Instance
+    fsm: InstanceFsm
+    timers: dict[TimerKind, int]
+    vips_installed: bool

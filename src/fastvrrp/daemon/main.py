@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    service = Service(config, loop, control_path=args.control or None)
+    service = Service(config, loop, control_path=args.control or None,
+                      reload_config=lambda: load(args.file, config_id=args.config_id))
     try:
         service.open()
     except (StartupError, OSError) as exc:
@@ -90,6 +91,14 @@ def run(args: argparse.Namespace) -> int:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+
+    def reload() -> None:
+        log.info("SIGHUP received: reloading %s", args.file)
+        sd_notify("RELOADING=1")
+        service.reload()
+        sd_notify("READY=1")
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         service.start()
         sd_notify("READY=1")

@@ -26,7 +26,9 @@ from fastvrrp import accel
 from fastvrrp.config.model import Config
 from fastvrrp.daemon.instances import (
     TIMER_KINDS,
+    Carried,
     Runtime,
+    reload_key,
     StartupError,
     advertised_addresses,
     auth_of,
@@ -42,7 +44,7 @@ from fastvrrp.net.io import pack_sockaddr
 from fastvrrp.net.timerfd import TimerFd
 from fastvrrp.net.vips import LinkEvent, NetlinkMonitor, VipManager
 from fastvrrp.proto import actions as A
-from fastvrrp.proto.actions import TimerKind
+from fastvrrp.proto.actions import State, TimerKind
 from fastvrrp.proto.fastpath import sync_from_fsm
 from fastvrrp.proto.fsm import InstanceFsm
 from fastvrrp.proto.packet import Reason
@@ -80,6 +82,7 @@ class Router:
         self.tx: dict[tuple, socket.socket] = {}
         self.tx_by_gid: dict[int, socket.socket] = {}
         self._pending: list[tuple[Runtime | str, A.Action]] = []
+        self._carried: dict[int, Carried] = {}
         self.drops: Counter[str] = Counter()
         self.notify = notify or (lambda *a, **kw: None)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -87,8 +90,13 @@ class Router:
 
     # ------------------------------------------------------------------ set-up
 
-    def open(self) -> None:
-        """Resolve interfaces and addresses, open sockets, build the machines."""
+    def open(self, carried: dict[tuple, Carried] | None = None) -> None:
+        """Resolve interfaces and addresses, open sockets, build the machines.
+
+        `carried` (from a reload) holds the running machines of instances whose
+        configuration did not change: they keep their state, timers and VIPs.
+        """
+        carried = carried or {}
         self.vips = VipManager()
         self.garp = GarpSender()
         links = {}
@@ -105,7 +113,13 @@ class Router:
         for idx, inst in enumerate(self.config.instances):
             link = links[inst.interface]
             primary = primary_address(inst, addrs[inst.interface], ours)
-            fsm = InstanceFsm(instance_params(inst, self.config, primary))
+            params = instance_params(inst, self.config, primary)
+            kept = carried.get(reload_key(inst))
+            if kept is not None and kept.cfg == inst and kept.fsm.params == params and not inst.sync_group:
+                fsm = kept.fsm
+                self._carried[idx] = kept
+            else:
+                fsm = InstanceFsm(params)
             specs = vip_specs(inst, inst.interface)
             garp_ips = tuple(v.address.ip for v in (*inst.vips, *inst.excluded_vips))
             rt = Runtime(idx, inst, fsm, link, primary, specs, garp_ips)
@@ -122,8 +136,11 @@ class Router:
         self.fp.reserve(max(1, len(self.runtimes)))
         for rt in self.runtimes:
             self._open_sockets(rt)
-        # keepalived removes stale copies of its VIPs at start-up (vrrp_daemon.c).
-        stale = [s for rt in self.runtimes for s in rt.vips]
+        for idx, kept in self._carried.items():
+            self.runtimes[idx].vips_installed = kept.vips_installed
+        # keepalived removes stale copies of its VIPs at start-up (vrrp_daemon.c);
+        # a carried master's VIPs are not stale.
+        stale = [s for rt in self.runtimes if not rt.vips_installed for s in rt.vips]
         if stale:
             result = self.vips.remove(stale)
             if result.changed:
@@ -204,7 +221,15 @@ class Router:
             self._take(self._untag(group.start(now)))
             started.update(m.name for m in group.members)
         for rt in self.runtimes:
-            if rt.name not in started:
+            kept = self._carried.get(rt.idx)
+            if kept is not None:
+                # Keep its timers; a master advertises at once, so the reload costs the
+                # backups no more than its own duration (keepalived does the same).
+                for kind, deadline in kept.timers.items():
+                    self.wheel.schedule(rt.timer_id(kind), deadline)
+                if rt.fsm.state == State.MASTER:
+                    self._pending.append((rt, A.SendAdvert(rt.fsm.priority)))
+            elif rt.name not in started:
                 self._take([(rt, a) for a in rt.fsm.start(now)])
         for rt in self.runtimes:
             if not rt.link.up and not rt.cfg.dont_track_primary:
@@ -386,8 +411,25 @@ class Router:
 
     # ------------------------------------------------------------------ shutdown
 
-    def shutdown(self) -> None:
-        """keepalived's vrrp_terminate_phase1: masters send priority 0, VIPs go, STOP."""
+    def hand_over(self, new_config: Config) -> dict[tuple, Carried]:
+        """For a reload: stop listening, keep the machines of instances the new config
+        has unchanged (their state, timers and VIPs carry over) and shut the others
+        down as at exit (priority 0 from masters, VIPs removed, STOP notified)."""
+        wanted = {reload_key(i): i for i in new_config.instances}
+        keep: dict[tuple, Carried] = {}
+        for rt in self.runtimes:
+            new = wanted.get(reload_key(rt.cfg))
+            if new is not None and new == rt.cfg and rt.group is None and not self._stopping:
+                self.fp.sync_back(rt.idx, rt.fsm)
+                timers = {TimerKind(k): self.wheel.deadline(rt.timer_id(k))
+                          for k in TimerKind if self.wheel.deadline(rt.timer_id(k)) is not None}
+                keep[reload_key(rt.cfg)] = Carried(rt.cfg, rt.fsm, timers, rt.vips_installed)
+        self.shutdown(keep={id(c.fsm) for c in keep.values()})
+        return keep
+
+    def shutdown(self, keep: set[int] = frozenset()) -> None:
+        """keepalived's vrrp_terminate_phase1: masters send priority 0, VIPs go, STOP.
+        Machines whose id() is in `keep` are left running (reload)."""
         if self._stopping:
             return
         self._stopping = True
@@ -405,12 +447,12 @@ class Router:
             self._take(self._untag(group.shutdown(now)))
             grouped.update(m.name for m in group.members)
         for rt in self.runtimes:
-            if rt.name not in grouped:
+            if rt.name not in grouped and id(rt.fsm) not in keep:
                 self._take([(rt, a) for a in rt.fsm.shutdown(now)])
         self._flush()
         # Anything still installed (e.g. VIPs of an instance that never became master
         # but were there from a crashed run) is ours to remove.
-        leftover = [rt for rt in self.runtimes if rt.vips_installed]
+        leftover = [rt for rt in self.runtimes if rt.vips_installed and id(rt.fsm) not in keep]
         if leftover:
             self._change_vips(leftover, add=False)
 

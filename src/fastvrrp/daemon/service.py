@@ -8,9 +8,12 @@ import json
 import logging
 import os
 
+from collections.abc import Callable
+
+from fastvrrp.config import ConfigError
 from fastvrrp.config.model import Config
 from fastvrrp.daemon.fifo import NotifyFifo, open_notify_fifos
-from fastvrrp.daemon.instances import Runtime
+from fastvrrp.daemon.instances import Runtime, StartupError
 from fastvrrp.daemon.notify import (
     NotifyEvent,
     NotifyRunner,
@@ -31,9 +34,11 @@ STOP_NOTIFY_WAIT_S = 5.0  # bounded wait for STOP scripts at shutdown (keepalive
 
 class Service:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop,
-                 control_path: str | None = None) -> None:
+                 control_path: str | None = None,
+                 reload_config: Callable[[], Config] | None = None) -> None:
         self.config = config
         self.loop = loop
+        self.reload_config = reload_config
         self.control_path = control_path
         self._control: asyncio.AbstractServer | None = None
         g = config.globals
@@ -53,6 +58,41 @@ class Service:
                 os.unlink(self.control_path)  # a previous run's socket
             self._control = self.loop.run_until_complete(
                 asyncio.start_unix_server(self._answer_status, path=self.control_path))
+
+    def reload(self) -> None:
+        """SIGHUP: read the config again. A config with errors changes nothing; else
+        instances whose configuration is unchanged keep running (state, timers, VIPs),
+        the others are shut down as at exit and the new ones start."""
+        if self.reload_config is None:
+            return
+        try:
+            new = self.reload_config()
+        except ConfigError as exc:
+            for message in exc.messages:
+                log.error("%s", message)
+            log.error("reload: the new configuration has errors; keeping the running one")
+            return
+        if new == self.config:
+            log.info("reload: configuration unchanged")
+            return
+        carried = self.router.hand_over(new)
+        self.router.close()
+        old = self.config
+        try:
+            self._replace_router(new, carried)
+        except (StartupError, OSError) as exc:
+            log.error("reload: cannot run the new configuration (%s); restarting the old one", exc)
+            self._replace_router(old, {})
+            return
+        log.info("reload: %d instance(s) kept running, %d started", len(carried),
+                 len(new.instances) - len(carried))
+
+    def _replace_router(self, config: Config, carried: dict) -> None:
+        self.config = config
+        self.router = Router(config, notify=self._notify)
+        self.router.open(carried)
+        self.router.attach(self.loop)
+        self.router.start()
 
     async def _answer_status(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The control socket: one JSON status document per connection."""
