@@ -7,6 +7,7 @@ runs real `fastvrrp run` processes and checks the wire from the observer's captu
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 import time
 
 import pytest
@@ -277,3 +278,42 @@ def test_reload_keeps_unchanged_instances_and_survives_a_broken_config(lab):
     cap.stop()
     zero = {(src, vrid) for t, src, vrid, prio in vrrp_adverts(cap.path) if prio == 0 and t > reloaded_at}
     assert zero == {("192.0.2.1", 52)}  # only the changed instance handed over
+
+
+def test_track_script_lowers_priority_and_faults(lab):
+    flag = lab.tmp / "healthy"
+    flag.touch()
+    script = f"""
+vrrp_script chk_flag {{
+  script "/usr/bin/test -e {flag}"
+  interval 0.1
+  weight -60
+  fall 2
+  rise 2
+}}
+vrrp_script chk_hard {{
+  script "/usr/bin/test -e {flag}.hard"
+  interval 0.1
+}}
+"""
+    weighted = instance(150, extra="  track_script {\n    chk_flag\n  }")
+    r1 = daemon(lab, "r1", script + weighted)
+    r2 = daemon(lab, "r2", instance(100))
+    r1.wait_state("VI_1", "MASTER")
+    r2.wait_state("VI_1", "BACKUP")
+    flag.unlink()  # 150 - 60 = 90 < 100: the backup preempts
+    r2.wait_state("VI_1", "MASTER", 5)
+    r1.wait_state("VI_1", "BACKUP", 2)
+    assert r1.status()["instances"]["VI_1"]["priority"] == 90
+    flag.touch()
+    r1.wait_state("VI_1", "MASTER", 5)  # back to 150, preempts again
+
+    r1.stop()
+    hard = instance(150, extra="  track_script {\n    chk_hard\n  }")
+    Path(f"{flag}.hard").touch()
+    r1 = daemon(lab, "r1", script + hard, name="r1-hard")
+    r1.wait_state("VI_1", "MASTER", 5)
+    Path(f"{flag}.hard").unlink()  # weight 0: a failure is a FAULT
+    r1.wait_state("VI_1", "FAULT", 5)
+    r2.wait_state("VI_1", "MASTER", 5)
+    assert "192.0.2.100" not in addresses(lab.nodes["r1"])

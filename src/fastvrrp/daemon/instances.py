@@ -147,6 +147,7 @@ class Runtime:
     fast_backup: bool = True  # False: every advert of this backup goes through Python
     group: SyncGroup | None = None
     vips_installed: bool = False
+    track_faults: frozenset[str] = frozenset()  # fault reasons from tracking
 
     @property
     def name(self) -> str:

@@ -83,6 +83,7 @@ class Router:
         self.tx_by_gid: dict[int, socket.socket] = {}
         self._pending: list[tuple[Runtime | str, A.Action]] = []
         self._carried: dict[int, Carried] = {}
+        self.on_link: Callable[[str, bool], None] | None = None  # tracking's interface feed
         self.drops: Counter[str] = Counter()
         self.notify = notify or (lambda *a, **kw: None)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -322,6 +323,28 @@ class Router:
             where = f"vrid {adv.vrid} from {ipaddress.ip_address(adv.src)}" if adv else "packet"
             log.info("%s on %s: %s (%d so far)", name, key[0], where, self.drops[name])
 
+    def tracking_changed(self, name: str, faults: frozenset[str], priority: int) -> None:
+        """A tracker changed an instance's outcome (track_interface/script/file)."""
+        rt = self.by_name.get(name)
+        if rt is None or self._stopping:
+            return
+        now = now_ns()
+        for reason in sorted(faults - rt.track_faults):
+            self._input(rt, lambda g, m: g.set_fault(now, m, True, reason),
+                        lambda m: m.set_fault(now, True, reason))
+        for reason in sorted(rt.track_faults - faults):
+            self._input(rt, lambda g, m: g.set_fault(now, m, False, reason),
+                        lambda m: m.set_fault(now, False, reason))
+        rt.track_faults = faults
+        if priority != rt.fsm.priority:
+            self._input(rt, lambda g, m: g.set_priority(now, m, priority),
+                        lambda m: m.set_priority(now, priority))
+        self._flush()
+
+    def link_state(self, ifname: str) -> bool:
+        link = self.vips.resolve(ifname)
+        return link is not None and link.up
+
     def _on_netlink(self) -> None:
         now = now_ns()
         for event in self.monitor.read():
@@ -329,6 +352,8 @@ class Router:
                 continue
             link = event.link
             up = link.up and not event.deleted
+            if self.on_link is not None:
+                self.on_link(link.ifname, up)
             for rt in self.runtimes:
                 if rt.link.ifindex != link.ifindex or rt.cfg.dont_track_primary:
                     continue

@@ -24,6 +24,7 @@ from fastvrrp.daemon.notify import (
     rx_lower_pri_event,
 )
 from fastvrrp.daemon.router import Router
+from fastvrrp.daemon.tracking import TrackingEngine
 from fastvrrp.proto import actions as A
 from fastvrrp.proto.actions import State
 
@@ -45,6 +46,7 @@ class Service:
         self.notifier = NotifyRunner(loop, users=ScriptUsers(g.script_user, g.script_group))
         self.fifos: list[NotifyFifo] = []
         self.router = Router(config, notify=self._notify)
+        self.tracking: TrackingEngine | None = None
 
     def open(self) -> None:
         self.fifos = open_notify_fifos(self.config.globals, loop=self.loop)
@@ -53,6 +55,7 @@ class Service:
     def start(self) -> None:
         self.router.attach(self.loop)
         self.router.start()
+        self._start_tracking(None)
         if self.control_path:
             if os.path.exists(self.control_path):
                 os.unlink(self.control_path)  # a previous run's socket
@@ -88,11 +91,25 @@ class Service:
                  len(new.instances) - len(carried))
 
     def _replace_router(self, config: Config, carried: dict) -> None:
+        previous = self.tracking
         self.config = config
         self.router = Router(config, notify=self._notify)
         self.router.open(carried)
         self.router.attach(self.loop)
         self.router.start()
+        self._start_tracking(previous)
+        if previous is not None:
+            self.loop.create_task(previous.stop())
+
+    def _start_tracking(self, previous: TrackingEngine | None) -> None:
+        """Trackers feed the router; the router feeds them interface changes."""
+        router = self.router
+        self.tracking = TrackingEngine(self.config, router.tracking_changed, self.loop,
+                                       previous=previous)
+        for ifname in self.tracking.tracked_interfaces():
+            self.tracking.interface_changed(ifname, router.link_state(ifname))
+        router.on_link = self.tracking.interface_changed
+        self.tracking.start()
 
     async def _answer_status(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The control socket: one JSON status document per connection."""
@@ -129,6 +146,8 @@ class Service:
         # SIGTERM before the STOP lines, which they can still read before EOF.
         for f in self.fifos:
             f.terminate_script()
+        if self.tracking is not None:
+            await self.tracking.stop()
         self.router.shutdown()
         left = await self.notifier.drain(STOP_NOTIFY_WAIT_S)
         if left:
