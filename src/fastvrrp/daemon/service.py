@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 
 from collections.abc import Callable
 
@@ -78,6 +79,7 @@ class Service:
         if new == self.config:
             log.info("reload: configuration unchanged")
             return
+        started = time.monotonic()
         carried = self.router.hand_over(new)
         self.router.close()
         old = self.config
@@ -87,8 +89,8 @@ class Service:
             log.error("reload: cannot run the new configuration (%s); restarting the old one", exc)
             self._replace_router(old, {})
             return
-        log.info("reload: %d instance(s) kept running, %d started", len(carried),
-                 len(new.instances) - len(carried))
+        log.info("reload: %d instance(s) kept running, %d started, in %.1f ms", len(carried),
+                 len(new.instances) - len(carried), (time.monotonic() - started) * 1000)
 
     def _replace_router(self, config: Config, carried: dict) -> None:
         previous = self.tracking
