@@ -139,7 +139,7 @@ class Runtime:
     vips: tuple[VipSpec, ...]
     garp_ips: tuple[ipaddress._BaseAddress, ...]
     rx_key: tuple = ()
-    tx_key: tuple = ()
+    tx_gid: int = -1
     # (destination sockaddr, encoder) per destination: the multicast group, or each peer.
     adverts: list[tuple[tuple, Any]] = field(default_factory=list)
     # The same encoders for the fast path: (send gid, encoder, packed sockaddr).

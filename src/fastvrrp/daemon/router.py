@@ -79,7 +79,7 @@ class Router:
         self.monitor: NetlinkMonitor | None = None
         # receive socket key -> (socket, ReceiveTable, {vrid: Runtime}, family, gid)
         self.rx: dict[tuple, tuple[socket.socket, object, dict[int, Runtime], int, int]] = {}
-        self.tx: dict[tuple, socket.socket] = {}
+        self.tx_gid: dict[tuple, int] = {}  # send socket key -> send gid
         self.tx_by_gid: dict[int, socket.socket] = {}
         self._pending: list[tuple[Runtime | str, A.Action]] = []
         self._carried: dict[int, Carried] = {}
@@ -177,13 +177,12 @@ class Router:
 
         source = str(ipaddress.ip_address(rt.primary))
         tx_key = (ifname, int(inst.family), source, inst.is_unicast)
-        if tx_key not in self.tx:
-            self.tx[tx_key] = sockets.open_send_socket(
+        if tx_key not in self.tx_gid:
+            tx_gid = self.tx_gid[tx_key] = len(self.tx_gid)
+            self.tx_by_gid[tx_gid] = sockets.open_send_socket(
                 fam, ifname, ifindex, multicast=not inst.is_unicast,
                 source6=source if inst.family == 6 else None)
-            self.tx_by_gid[len(self.tx_by_gid)] = self.tx[tx_key]
-        rt.tx_key = tx_key
-        tx_gid = next(g for g, sock in self.tx_by_gid.items() if sock is self.tx[tx_key])
+        rt.tx_gid = tx_gid = self.tx_gid[tx_key]
         dests = [p.address for p in inst.unicast_peers] or [inst.mcast_dst_ip]
         auth_type, auth_data = auth_of(inst)
         addrs = advertised_addresses(inst)
@@ -196,7 +195,7 @@ class Router:
             else:
                 sockaddr = (str(dst), 0, 0, ifindex)
             enc = wire.AdvertEncoder(
-                inst.version, inst.vrid, min(inst.priority, 255), interval, addrs,
+                inst.version, inst.vrid, inst.priority, interval, addrs,
                 family=int(inst.family), src=rt.primary, dst=dst.packed, auth_type=auth_type,
                 auth_data=auth_data, checksum_form=send_checksum_form(inst), ipv4_ttl=ttl)
             rt.adverts.append((sockaddr, enc))
@@ -405,7 +404,7 @@ class Router:
         self.timerfd.arm(self.wheel.next_deadline())
 
     def _send_advert(self, rt: Runtime, priority: int) -> None:
-        sock = self.tx[rt.tx_key]
+        sock = self.tx_by_gid[rt.tx_gid]
         for sockaddr, enc in rt.adverts:
             enc.priority = priority
             try:
@@ -414,6 +413,9 @@ class Router:
                 self.drops["send error"] += 1
                 if self.drops["send error"] % 1000 == 1:
                     log.warning("%s: sending advert to %s failed: %s", rt.name, sockaddr[0], exc)
+            # The fast path sends this encoder's packet as is: keep it at the
+            # machine's priority (a priority-0 advert is a one-off).
+            enc.priority = rt.fsm.priority
 
     def _change_vips(self, rts: list[Runtime], add: bool) -> None:
         specs = [s for rt in rts for s in rt.vips]
@@ -446,8 +448,8 @@ class Router:
             new = wanted.get(reload_key(rt.cfg))
             if new is not None and new == rt.cfg and rt.group is None and not self._stopping:
                 self.fp.sync_back(rt.idx, rt.fsm)
-                timers = {TimerKind(k): self.wheel.deadline(rt.timer_id(k))
-                          for k in TimerKind if self.wheel.deadline(rt.timer_id(k)) is not None}
+                deadlines = {k: self.wheel.deadline(rt.timer_id(k)) for k in TimerKind}
+                timers = {k: d for k, d in deadlines.items() if d is not None}
                 keep[reload_key(rt.cfg)] = Carried(rt.cfg, rt.fsm, timers, rt.vips_installed)
         self.shutdown(keep={id(c.fsm) for c in keep.values()})
         return keep
@@ -475,8 +477,8 @@ class Router:
             if rt.name not in grouped and id(rt.fsm) not in keep:
                 self._take([(rt, a) for a in rt.fsm.shutdown(now)])
         self._flush()
-        # Anything still installed (e.g. VIPs of an instance that never became master
-        # but were there from a crashed run) is ours to remove.
+        # VIPs the machines did not remove themselves (a sync group's members are
+        # shut down as a group) still go: nothing of ours stays behind.
         leftover = [rt for rt in self.runtimes if rt.vips_installed and id(rt.fsm) not in keep]
         if leftover:
             self._change_vips(leftover, add=False)
@@ -485,7 +487,7 @@ class Router:
         for sock, *_ in self.rx.values():
             sock.close()
         self.rx.clear()
-        for sock in self.tx.values():
+        for sock in self.tx_by_gid.values():
             sock.close()
         for res in (self.timerfd, self.monitor, self.vips, self.garp):
             if res is not None:
