@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import logging.handlers
 import os
@@ -89,8 +90,15 @@ def run(args: argparse.Namespace) -> int:
         with open(args.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     stop = loop.create_future()
+
+    def terminate(signum: int) -> None:
+        if stop.done():
+            return
+        service.begin_stop()
+        stop.set_result(signum)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s))
+        loop.add_signal_handler(sig, terminate, sig)
 
     def reload() -> None:
         log.info("SIGHUP received: reloading %s", args.file)
@@ -101,12 +109,15 @@ def run(args: argparse.Namespace) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         service.start()
+        # What start-up allocated lives as long as the daemon: keep it out of the
+        # collector's scans so a collection never stalls a deadline.
+        gc.freeze()
         sd_notify("READY=1")
         log.info("running %d instance(s)", len(config.instances))
         signum = loop.run_until_complete(stop)
-        log.info("%s received: stopping", signal.Signals(signum).name)
+        log.info("%s received: stopped advertising, VIPs removed", signal.Signals(signum).name)
         sd_notify("STOPPING=1")
-        loop.run_until_complete(service.stop())
+        loop.run_until_complete(service.finish_stop())
     finally:
         service.close()
         loop.close()

@@ -367,10 +367,13 @@ class Router:
     # ------------------------------------------------------------------ actions
 
     def _take(self, out: list[tuple[Runtime | str, A.Action]]) -> None:
-        """Timer actions now (the fast path may re-arm the same timers before the
-        batch ends); everything else waits for _flush."""
+        """Adverts and timer actions now — an advert is what the network waits for,
+        and the fast path may re-arm the same timers before the batch ends; the rest
+        waits for _flush."""
         for who, action in out:
-            if isinstance(action, A.ArmTimer):
+            if isinstance(action, A.SendAdvert):
+                self._send_advert(who, action.priority)
+            elif isinstance(action, A.ArmTimer):
                 self.wheel.schedule(who.timer_id(action.kind), action.deadline)
             elif isinstance(action, A.CancelTimer):
                 self.wheel.cancel(who.timer_id(action.kind))
@@ -382,7 +385,7 @@ class Router:
         out, self._pending = self._pending, []
         adds, removes, garps, later = [], [], [], []
         for who, action in out:
-            if isinstance(action, A.SendAdvert):
+            if isinstance(action, A.SendAdvert):  # queued by start() for carried masters
                 self._send_advert(who, action.priority)
             elif isinstance(action, A.AddVips):
                 adds.append(who)

@@ -139,18 +139,22 @@ class Service:
         for f in self.fifos:
             f.write_event(event)
 
-    async def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """Called from the signal handler itself: the priority-0 adverts and VIP
+        removal go out before anything else runs (keepalived vrrp_terminate_phase1).
+        The FIFO scripts get SIGTERM first and can still read the STOP lines."""
         if self._control is not None:
             self._control.close()
             if self.control_path and os.path.exists(self.control_path):
                 os.unlink(self.control_path)
-        # keepalived (vrrp_terminate_phase1, script_killall): the FIFO scripts get
-        # SIGTERM before the STOP lines, which they can still read before EOF.
         for f in self.fifos:
             f.terminate_script()
+        self.router.shutdown()
+
+    async def finish_stop(self) -> None:
+        """Stop tracking, wait (bounded) for STOP notifies, close the FIFOs."""
         if self.tracking is not None:
             await self.tracking.stop()
-        self.router.shutdown()
         left = await self.notifier.drain(STOP_NOTIFY_WAIT_S)
         if left:
             log.warning("%d notify event(s) not run before exit", len(left))
