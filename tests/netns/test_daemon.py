@@ -69,8 +69,8 @@ def capture(lab, name: str, bpf: str = "ip proto 112 or ip6 proto 112 or arp"):
 
 def test_election_by_priority_and_vips_only_on_master(lab):
     r1 = daemon(lab, "r1", instance(150))
+    r1.wait_state("VI_1", "MASTER")  # first, so the backup never sees an empty LAN
     r2 = daemon(lab, "r2", instance(100))
-    r1.wait_state("VI_1", "MASTER")
     r2.wait_state("VI_1", "BACKUP")
     time.sleep(0.5)  # several advert intervals: no flapping
     assert r2.state("VI_1") == "BACKUP" and r1.state("VI_1") == "MASTER"
@@ -84,14 +84,17 @@ def test_equal_priority_goes_to_the_higher_address(lab):
     # address decides when two masters meet, e.g. after a partition heals.
     r1 = daemon(lab, "r1", instance(100))
     r1.wait_state("VI_1", "MASTER")
-    port = lab.nodes["r1"].link("eth0").port
-    lab.switch.ip("link", "set", port, "down")
+    # Detach r1's port from the bridge: both ends stay up, so r1 sees no link change
+    # (no FAULT) and simply stops hearing r2, which becomes master too.
+    link = lab.nodes["r1"].link("eth0")
+    lab.switch.ip("link", "set", link.port, "nomaster")
     r2 = daemon(lab, "r2", instance(100))
     r2.wait_state("VI_1", "MASTER")
-    lab.switch.ip("link", "set", port, "up")
+    lab.switch.ip("link", "set", link.port, "master", lab.segment(link.segment))
     r1.wait_state("VI_1", "BACKUP", 3)
     time.sleep(0.5)
     assert r1.state("VI_1") == "BACKUP" and r2.state("VI_1") == "MASTER"
+    assert [t[2] for t in r1.transitions()] == ["BACKUP", "MASTER", "BACKUP"]  # no FAULT
     assert "192.0.2.100" in addresses(lab.nodes["r2"])
     assert "192.0.2.100" not in addresses(lab.nodes["r1"])
 
