@@ -246,7 +246,7 @@ class NotifyFifo:
             self._loop = asyncio.get_running_loop()
         argv = (*script.argv, self.path)
         identity = (users if users is not None else ScriptUsers()).identity(script)  # LookupError: caller logs
-        proc = spawn_script(argv, identity, env if env is not None else script_env(), capture_stderr=False)
+        proc = spawn_script(argv, identity, env if env is not None else script_env(), stderr=None)
         self._script, self._script_argv = proc, argv
         self._script_pidfd = os.pidfd_open(proc.pid)
         self._loop.add_reader(self._script_pidfd, self._script_exited)

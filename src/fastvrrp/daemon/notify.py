@@ -264,11 +264,12 @@ def script_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn_script(argv: tuple[str, ...], identity: ScriptIdentity | None, env: Mapping[str, str], *,
-                 capture_stderr: bool = True) -> subprocess.Popen[bytes]:
+                 stderr: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
     """Start a script in its own session (so a kill reaches its whole process group).
 
-    stdin and stdout are /dev/null; stderr is a pipe when captured, else inherited.
-    Raises OSError when the program cannot be executed.
+    stdin and stdout are /dev/null; stderr is a pipe by default, or as given (None:
+    inherited, subprocess.DEVNULL: discarded). Raises OSError when the program cannot
+    be executed.
     """
     ids: dict[str, object] = {}
     if identity is not None:
@@ -277,7 +278,7 @@ def spawn_script(argv: tuple[str, ...], identity: ScriptIdentity | None, env: Ma
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE if capture_stderr else None,
+        stderr=stderr,
         start_new_session=True,
         close_fds=True,
         env=env,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import errno
 import logging
 import math
@@ -40,17 +41,17 @@ import signal
 import stat
 import struct
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from fastvrrp.config.model import Config, TrackFile, VrrpScript
 from fastvrrp.daemon.notify import (
-    ScriptIdentity,
     ScriptUsers,
     reap_when_exited,
     script_env,
     signal_script,
+    spawn_script,
     wait_readable,
 )
 from fastvrrp.proto.tracking import (
@@ -193,24 +194,6 @@ def _write_init_file(tf: TrackFile, reload: bool) -> None:
             out.write(f"{tf.init_value}\n")
     except OSError as exc:
         log.error("track_file %s: unable to initialise %s: %s", tf.name, tf.path, exc)
-
-
-def _spawn(argv: tuple[str, ...], identity: ScriptIdentity | None, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start a check script in its own session; all its stdio on /dev/null (keepalived
-    does not read what vrrp_scripts print)."""
-    ids: dict[str, object] = {}
-    if identity is not None:
-        ids = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.extra_groups)}
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-        env=env,
-        **ids,  # type: ignore[arg-type]
-    )
 
 
 def _describe_status(status: int) -> str:
@@ -380,7 +363,9 @@ class TrackingEngine:
             identity = self._users.identity(script.script)
             if self._spawner is None:
                 self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrrp-script-spawn")
-            spawning = loop.run_in_executor(self._spawner, _spawn, argv, identity, self._env)
+            # keepalived does not read what vrrp_scripts print.
+            spawning = loop.run_in_executor(self._spawner, functools.partial(
+                spawn_script, argv, identity, self._env, stderr=subprocess.DEVNULL))
             try:
                 proc = await asyncio.shield(spawning)
             except asyncio.CancelledError:
