@@ -250,6 +250,7 @@ cdef class TimerWheel:
         cdef int level, slot, idx, shift
         cdef int32_t t, nxt
         cdef Py_ssize_t emitted = 0, k, i, take
+        cdef int64_t left_min
         cdef DueEntry* due = self._scratch
         if now < <int64_t>self._cur * self.resolution_ns:
             n = self._cur       # the clock never goes back; only current-tick timers can be due
@@ -267,12 +268,15 @@ cdef class TimerWheel:
                     return emitted  # full: stay at this tick, the caller calls again
                 self._cur = tick
                 k = 0
+                left_min = INT64_MAX
                 t = self._head[idx]
                 while t >= 0:
                     if tick < n or self._timers[t].deadline <= now:
                         due[k].deadline = self._timers[t].deadline
                         due[k].tid = t
                         k += 1
+                    elif self._timers[t].deadline < left_min:
+                        left_min = self._timers[t].deadline
                     t = self._timers[t].next
                 if k:
                     self._min_valid = False
@@ -286,7 +290,14 @@ cdef class TimerWheel:
                     if take < k:
                         return emitted
                 if tick == n:
-                    break  # what is left in this slot is due later within this tick
+                    # What is left in this slot is due later within this tick, and
+                    # everything elsewhere later still: its earliest is the next
+                    # deadline, found by this scan (no rescan when driven one
+                    # deadline at a time).
+                    if left_min != INT64_MAX:
+                        self._min_cache = left_min
+                        self._min_valid = True
+                    break
             else:
                 shift = level * WHEEL_SLOT_BITS
                 start = (((self._cur >> shift) & ~(<uint64_t>(WHEEL_SLOTS - 1))) | <uint64_t>slot) << shift

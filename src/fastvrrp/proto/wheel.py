@@ -238,10 +238,13 @@ class TimerWheel:
                     return out  # limit reached: stay at this tick
                 self._cur = tick
                 bucket = self._slots[idx]
+                left_min = None
                 if tick < n:
                     due = sorted((deadlines[t], t) for t in bucket)
                 else:
                     due = sorted((deadlines[t], t) for t in bucket if deadlines[t] <= now)
+                    left = [deadlines[t] for t in bucket if deadlines[t] > now]
+                    left_min = min(left) if left else None
                 if due:
                     self._min_valid = False
                     take = due[:cap - len(out)]
@@ -252,7 +255,12 @@ class TimerWheel:
                     if len(take) < len(due):
                         return out
                 if tick == n:
-                    break  # what is left in this slot is due later within this tick
+                    # What is left in this slot is due later within this tick, and
+                    # everything elsewhere later still: its earliest is the next deadline.
+                    if left_min is not None:
+                        self._min_cache = left_min
+                        self._min_valid = True
+                    break
             else:
                 shift = level * SLOT_BITS
                 start = (((self._cur >> shift) & ~_SLOT_MASK) | slot) << shift
