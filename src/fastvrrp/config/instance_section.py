@@ -6,6 +6,7 @@ and checks that need the whole instance live in instance_resolve.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
@@ -107,6 +108,20 @@ def _once(reader: Reader, stmt: Statement, draft: InstanceDraft) -> None:
     draft.seen[stmt.keyword] = stmt.location
 
 
+def _integer_setting(attr: str, low: int, high: int) -> Callable[[Reader, Statement, InstanceDraft], None]:
+    """A keyword taking one integer in [low, high], stored in the draft's `attr`."""
+
+    def handler(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
+        reader.no_block(stmt)
+        value = reader.integer(stmt, low, high, what=stmt.keyword)
+        if value is not None:
+            reader.at_most(stmt, 1)
+            _once(reader, stmt, d)
+            setattr(d, attr, value)
+
+    return handler
+
+
 def _claim_family(reader: Reader, stmt: Statement, draft: InstanceDraft, address: IPAddress | VirtualAddress, what: str) -> bool:
     """The first address given fixes the instance's family; later ones must agree."""
     version = address.address.version if isinstance(address, VirtualAddress) else address.version
@@ -156,24 +171,6 @@ def _interface(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
     d.interface = name
 
 
-def _vrid(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
-    reader.no_block(stmt)
-    value = reader.integer(stmt, 1, 255, what="virtual_router_id")
-    if value is not None:
-        reader.at_most(stmt, 1)
-        _once(reader, stmt, d)
-        d.vrid = value
-
-
-def _priority(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
-    reader.no_block(stmt)
-    value = reader.integer(stmt, 1, 255, what="priority")
-    if value is not None:
-        reader.at_most(stmt, 1)
-        _once(reader, stmt, d)
-        d.priority = value
-
-
 def _advert_int(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
     reader.no_block(stmt)
     # keepalived reads 0.01-255 s here, then rounds per version once the version is known.
@@ -182,15 +179,6 @@ def _advert_int(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
         reader.at_most(stmt, 1)
         _once(reader, stmt, d)
         d.advert_int_us = int(value * US_PER_S)
-
-
-def _version(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
-    reader.no_block(stmt)
-    value = reader.integer(stmt, 2, 3, what="version")
-    if value is not None:
-        reader.at_most(stmt, 1)
-        _once(reader, stmt, d)
-        d.version = value
 
 
 def _nopreempt(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
@@ -379,15 +367,6 @@ def _legacy_unicast(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
         _add_peer(reader, stmt, d, UnicastPeer(address))
 
 
-def _unicast_ttl(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
-    reader.no_block(stmt)
-    value = reader.integer(stmt, 0, 255, what="unicast_ttl")
-    if value is not None:
-        reader.at_most(stmt, 1)
-        _once(reader, stmt, d)
-        d.unicast_ttl = value
-
-
 def _check_unicast_src(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
     d.check_unicast_src = reader.flag(stmt)
     d.unicast_configured = True
@@ -408,15 +387,6 @@ def _old_unicast_checksum(reader: Reader, stmt: Statement, d: InstanceDraft) -> 
         d.old_unicast_checksum = OldUnicastChecksum.NEVER
     else:
         reader.diag.error(stmt.location, f"old_unicast_checksum takes only 'never', not '{stmt.words[1]}'")
-
-
-def _down_timer_adverts(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
-    reader.no_block(stmt)
-    value = reader.integer(stmt, 1, 100, what="down_timer_adverts")
-    if value is not None:
-        reader.at_most(stmt, 1)
-        _once(reader, stmt, d)
-        d.down_timer_adverts = value
 
 
 # -- notify ---------------------------------------------------------------------------------
@@ -555,10 +525,10 @@ def _unsupported(reader: Reader, stmt: Statement, d: InstanceDraft) -> None:
 INSTANCE_KEYWORDS = {
     "state": _state,
     "interface": _interface,
-    "virtual_router_id": _vrid,
-    "priority": _priority,
+    "virtual_router_id": _integer_setting("vrid", 1, 255),
+    "priority": _integer_setting("priority", 1, 255),
     "advert_int": _advert_int,
-    "version": _version,
+    "version": _integer_setting("version", 2, 3),
     "nopreempt": _nopreempt,
     "preempt": _preempt,
     "preempt_delay": _preempt_delay,
@@ -569,7 +539,7 @@ INSTANCE_KEYWORDS = {
     "virtual_rules": _rules,
     "unicast_src_ip": _unicast_src_ip,
     "unicast_peer": _unicast_peer,
-    "unicast_ttl": _unicast_ttl,
+    "unicast_ttl": _integer_setting("unicast_ttl", 0, 255),
     "check_unicast_src": _check_unicast_src,
     "unicast_fault_no_peer": _unicast_fault_no_peer,
     "old_unicast_checksum": _old_unicast_checksum,
@@ -577,7 +547,7 @@ INSTANCE_KEYWORDS = {
     "mcast_dst_ip": _mcast_dst_ip,
     "vrrp_unicast_bind": _legacy_unicast,
     "vrrp_unicast_peer": _legacy_unicast,
-    "down_timer_adverts": _down_timer_adverts,
+    "down_timer_adverts": _integer_setting("down_timer_adverts", 1, 100),
     "v3_checksum_as_v2": _bool_field("v3_checksum_as_v2"),
     "notify_master": _notify,
     "notify_backup": _notify,
