@@ -442,7 +442,8 @@ class Capture:
     """A running tcpdump writing a pcap; stop() flushes it (SIGINT) and reports counts."""
 
     def __init__(self, target: _Namespace, ifname: str, bpf_filter: str, path: Path,
-                 count: int | None, precision: str, snaplen: int, timeout: float) -> None:
+                 count: int | None, precision: str, snaplen: int, timeout: float,
+                 buffer_kib: int | None = None) -> None:
         self.target = target
         self.ifname = ifname
         self.path = path
@@ -454,6 +455,9 @@ class Capture:
                 "-w", str(path),
                 # Debian's tcpdump drops to user "tcpdump" before opening -w files.
                 "-Z", "root"]
+        if buffer_kib is not None:
+            # The default 2 MiB ring overflows in a burst of a thousand takeovers.
+            argv[1:1] = ["-B", str(buffer_kib)]
         if precision == "nano":
             argv.insert(1, "--time-stamp-precision=nano")
         elif precision != "micro":
@@ -499,6 +503,12 @@ class Capture:
             _stop_process(self.proc, signal.SIGINT, timeout)
         self._reader.join(2)
         m = re.search(r"(\d+) packets? captured", self.stderr)
+        return int(m.group(1)) if m else None
+
+    @property
+    def dropped_by_kernel(self) -> int | None:
+        """Frames the capture ring lost (tcpdump's summary; known after stop())."""
+        m = re.search(r"(\d+) packets? dropped by kernel", self.stderr)
         return int(m.group(1)) if m else None
 
 
@@ -778,13 +788,14 @@ class Lab:
     def capture(self, target: Node | Switch, ifname: str, bpf_filter: str,
                 path: str | os.PathLike[str], *, count: int | None = None,
                 precision: str = "nano", snaplen: int = 262144,
-                timeout: float = 10.0) -> Capture:
+                timeout: float = 10.0, buffer_kib: int | None = None) -> Capture:
         """Start tcpdump on `target`'s `ifname` writing `path`; returns once it is
         really capturing. Use lab.switch with a bridge name to see every frame of a
         segment (tcpdump puts the bridge in promiscuous mode, so it sees unicast
-        between other ports too)."""
+        between other ports too). Check `dropped_by_kernel` after stop() when every
+        frame counts; a short snaplen and a larger `buffer_kib` keep bursts whole."""
         cap = Capture(target, ifname, bpf_filter, Path(path), count, precision, snaplen,
-                      timeout)
+                      timeout, buffer_kib)
         with self._lock:
             self._captures.append(cap)
         return cap
