@@ -21,8 +21,9 @@ cdef enum:
     FP_TIMER_ADVER = 0      # = TimerKind.ADVER (checked at import)
     FP_TIMER_MASTER_DOWN = 1
 
-# One packet a steady master sends on ADVER. `obj` and `dest` are borrowed: the
-# FastPath's _refs list owns them until the next set_master/set_backup/clear.
+# One packet a steady master sends on ADVER (or a backup on its takeover). `obj` and
+# `dest` are borrowed: the FastPath's _refs list owns them until the next
+# set_master/set_backup/set_takeover/clear.
 cdef struct fp_packet_t:
     int gid
     bint is_encoder         # obj is a fastvrrp._wire.AdvertEncoder, else bytes
@@ -85,7 +86,7 @@ cdef class FastPath:
     cdef Py_ssize_t _arena_len, _arena_cap
     cdef fp_out_t* _out
     cdef Py_ssize_t _nout, _out_cap
-    cdef int64_t _steady_sends, _steady_rearms, _packets_queued
+    cdef int64_t _steady_sends, _steady_rearms, _packets_queued, _takeovers
     cdef int64_t _esc_timers, _esc_adverts
     cdef int64_t _drops[R_COUNT]
     cdef fp_sample_t _samples[R_COUNT]
@@ -102,7 +103,8 @@ cdef class FastPath:
     cdef object c_escalation_ipv6(self, const uint8_t* msg, size_t n, const uint8_t* src,
                                   const uint8_t* dst, int hop_limit, const fp_feed_t* res)
 
-    # Drain due timers: steady ADVERs queue their packets and re-arm; returns how many
+    # Drain due timers: steady ADVERs queue their packets and re-arm, a MASTER_DOWN with
+    # takeover packets queues them (and escalates); returns how many
     # timers escalated, whose ids (idx * kinds + kind) c_escalated_timers gives.
     cdef Py_ssize_t c_expire(self, int64_t now) except -1
     cdef const Py_ssize_t* c_escalated_timers(self, Py_ssize_t* count) noexcept
@@ -118,5 +120,6 @@ cdef class FastPath:
     cdef int _received(self, int gid, fp_group_t* g, int r, bint decoded,
                        const advert_t* a, int64_t now, fp_feed_t* res) except -1 nogil
     cdef int _queue(self, int idx, fp_packet_t* p) except -1
+    cdef int _store_packets(self, Py_ssize_t idx, packets) except -1
     cdef int _check(self, Py_ssize_t idx) except -1
     cdef int _unreported(self, Py_ssize_t idx) except -1

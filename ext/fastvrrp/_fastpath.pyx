@@ -49,6 +49,7 @@ if (TimerKind.ADVER, TimerKind.MASTER_DOWN) != (FP_TIMER_ADVER, FP_TIMER_MASTER_
 cdef enum:
     _TOUCH_ADVER = 1
     _TOUCH_DOWN = 2
+    _TOUCH_TAKEOVER = 4
     _DUE_CAP = 256          # timers taken from the wheel per expire_into call
     _MAX_GID = 0xFFFF
 
@@ -181,6 +182,19 @@ cdef class FastPath:
         self._unreported(idx)
         if adver_interval_ns <= 0:
             raise ValueError("adver_interval_ns must be > 0")
+        self._store_packets(idx, packets)
+        self._e[idx].adver_ns = adver_interval_ns
+        self._e[idx].mode = FP_MODE_MASTER
+
+    def set_takeover(self, Py_ssize_t idx, packets):
+        """Not a master: when MASTER_DOWN expires, queue `packets` (as set_master's)
+        before escalating the expiry. Dropped by any later set_*/clear or escalation."""
+        self._unreported(idx)
+        if self._e[idx].mode == FP_MODE_MASTER:
+            raise ValueError(f"instance {idx} is a steady master")
+        self._store_packets(idx, packets)
+
+    cdef int _store_packets(self, Py_ssize_t idx, packets) except -1:
         cdef list keep = []
         for g, pkt, dest in packets:
             if isinstance(pkt, AdvertEncoder):
@@ -207,8 +221,7 @@ cdef class FastPath:
             e.pkts[i].dest = <PyObject*>dest
         self._refs[idx] = tuple(keep)
         e.npkts = <int32_t>k
-        e.adver_ns = adver_interval_ns
-        e.mode = FP_MODE_MASTER
+        return 0
 
     def set_backup(self, Py_ssize_t idx, key, int64_t master_down_interval_ns):
         """BACKUP-steady: a valid advert with (src, priority, interval) == key re-arms
@@ -403,6 +416,12 @@ cdef class FastPath:
                     for j in range(e.npkts):
                         self._queue(<int>idx, &e.pkts[j])
                 else:
+                    if kind == FP_TIMER_MASTER_DOWN and e.mode != FP_MODE_MASTER and e.npkts:
+                        # Takeover: the new master's first advert before Python runs.
+                        e.touched |= _TOUCH_TAKEOVER
+                        self._takeovers += 1
+                        for j in range(e.npkts):
+                            self._queue(<int>idx, &e.pkts[j])
                     self._esc_timers += 1
                     e.mode = FP_MODE_NONE
                     e.npkts = 0
@@ -519,6 +538,8 @@ cdef class FastPath:
             fsm.fastpath_rearmed(TimerKind.ADVER, e.adver_deadline)
         if touched & _TOUCH_DOWN:
             fsm.fastpath_rearmed(TimerKind.MASTER_DOWN, e.down_deadline)
+        if touched & _TOUCH_TAKEOVER:
+            fsm.fastpath_sent_takeover()
         e.touched = 0
         return True
 
@@ -530,6 +551,7 @@ cdef class FastPath:
             "steady_sends": self._steady_sends,
             "steady_rearms": self._steady_rearms,
             "packets_queued": self._packets_queued,
+            "takeover_sends": self._takeovers,
             "escalated_timers": self._esc_timers,
             "escalated_adverts": self._esc_adverts,
             "drops": {Reason(r): self._drops[r] for r in range(R_COUNT) if is_drop(r)},

@@ -562,7 +562,8 @@ class Lan:
 
     def fast_path_counters(self) -> dict[str, int]:
         """Steady events and escalations summed over every router's fast path."""
-        keys = ("steady_sends", "steady_rearms", "escalated_timers", "escalated_adverts")
+        keys = ("steady_sends", "steady_rearms", "takeover_sends", "escalated_timers",
+                "escalated_adverts")
         total = dict.fromkeys(keys, 0)
         for r in self.routers.values():
             if r.fp is not None:

@@ -99,10 +99,13 @@ class Recorder:
     """Stands in for an InstanceFsm: records what sync_back reports."""
 
     def __init__(self) -> None:
-        self.rearmed: list[tuple[TimerKind, int]] = []
+        self.rearmed: list[tuple[TimerKind, int] | str] = []
 
     def fastpath_rearmed(self, kind: TimerKind, deadline: int) -> None:
         self.rearmed.append((kind, deadline))
+
+    def fastpath_sent_takeover(self) -> None:
+        self.rearmed.append("takeover")
 
 
 # --- backup side -------------------------------------------------------------------
@@ -369,6 +372,61 @@ def test_sync_from_fsm_follows_the_machine(impl: Impl) -> None:
     assert enc.priority == 120  # the steady advert carries the effective priority
 
 
+# --- takeover ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_takeover_advert_leaves_with_the_master_down_expiry_and_the_fsm_learns_it(
+        impl: Impl) -> None:
+    r = rig(impl)
+    enc = r.encoders[1]
+    m = fsm(150)
+    m.start(0)
+    m.advert(S, impl.codec.parse_ipv4(advert4(impl.codec, 1, 200))[1])
+    assert sync_from_fsm(r.fp, 1, m, [(0, enc, MCAST4)]) == MODE_BACKUP
+    assert m.takeover_priority() == 150 and enc.priority == 150
+    down = m.timers[TimerKind.MASTER_DOWN]
+    r.wheel.schedule(KINDS + DOWN, down)
+    assert r.fp.expire(down - 1) == [] and r.fp.take_outbox() == []
+    # The expiry escalates as before, but the advert is already in the outbox.
+    assert r.fp.expire(down) == [(1, DOWN)]
+    assert r.fp.take_outbox() == [(0, bytes(enc.packet()), MCAST4, 1)]
+    assert bytes(enc.packet())[2] == 150
+    assert r.fp.counters()["takeover_sends"] == 1
+    assert r.fp.mode(1) == MODE_NONE and r.fp.touched(1)
+    r.fp.sync_back(1, m)
+    out = m.timer(down, TimerKind.MASTER_DOWN)
+    assert m.state == State.MASTER
+    # Everything of a takeover except the advert the fast path already sent.
+    assert not any(type(a).__name__ == "SendAdvert" for a in out)
+    assert [type(a).__name__ for a in out][:2] == ["AddVips", "SendGarp"]
+    assert sync_from_fsm(r.fp, 1, m, [(0, enc, MCAST4)]) == MODE_MASTER
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_no_takeover_send_where_the_fsm_does_not_promise_one(impl: Impl) -> None:
+    r = rig(impl)
+    enc = r.encoders[0]
+    m = fsm(150)
+    r.wheel.schedule(DOWN, S)
+    assert sync_from_fsm(r.fp, 0, m, [(0, enc, MCAST4)]) == MODE_NONE  # INIT: none
+    m.start(0)
+    m.set_fault(0, True, "eth0")  # FAULT: no takeover either
+    assert m.takeover_priority() is None
+    assert sync_from_fsm(r.fp, 0, m, [(0, enc, MCAST4)]) == MODE_NONE
+    assert r.fp.expire(S) == [(0, DOWN)] and r.fp.take_outbox() == []
+    assert r.fp.counters()["takeover_sends"] == 0
+    # An escalated advert disarms the takeover until the FSM re-syncs the entry.
+    m.set_fault(S, False, "eth0")
+    assert sync_from_fsm(r.fp, 0, m, [(0, enc, MCAST4)]) == MODE_NONE  # heard no master
+    r.wheel.schedule(DOWN, 3 * S)
+    assert r.fp.feed_ipv4(0, advert4(impl.codec, 1, 200), 2 * S) is not None
+    assert r.fp.expire(3 * S) == [(0, DOWN)] and r.fp.take_outbox() == []
+    with pytest.raises(ValueError):
+        r.wheel.schedule(ADVER, 4 * S)
+        r.fp.set_master(0, S, [(0, enc, MCAST4)])
+        r.fp.set_takeover(0, [(0, enc, MCAST4)])
+
+
 # --- the two implementations agree -------------------------------------------------
 
 # Few distinct keys, so that adverts often match a backup's key (the steady path).
@@ -382,6 +440,7 @@ op = st.one_of(
     st.tuples(st.just("backup"), st.integers(0, 3), st.sampled_from(KEYS),
               st.integers(0, 4 * S)),
     st.tuples(st.just("clear"), st.integers(0, 3)),
+    st.tuples(st.just("takeover"), st.integers(0, 3), st.sampled_from((100, 254))),
     st.tuples(st.just("arm"), st.integers(0, 3), st.sampled_from([ADVER, DOWN, 2]),
               st.integers(0, 5 * S)),
     st.tuples(st.just("cancel"), st.integers(0, 3), st.sampled_from([ADVER, DOWN, 2])),
@@ -422,6 +481,13 @@ def _step(r: Rig, now: int, operation: tuple, rec: list[Recorder]) -> object:
             r.fp.set_backup(idx, args[1], 3 * S + args[1][1] * MS)
         else:
             r.fp.clear(idx)
+    elif kind == "takeover":
+        r.fp.sync_back(idx, rec[idx])
+        r.encoders[idx].priority = args[1]
+        try:
+            r.fp.set_takeover(idx, [(0, r.encoders[idx], MCAST4)])
+        except ValueError:
+            return "master"  # a steady master has no takeover (checked alike in both)
     elif kind == "arm":
         r.wheel.schedule(idx * KINDS + args[1], now + args[2])
     else:

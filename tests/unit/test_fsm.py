@@ -363,6 +363,51 @@ def test_master_down_expiry_goes_master_in_the_project_order() -> None:
         T(State.BACKUP, State.MASTER), Notify(State.MASTER, 100)]
 
 
+def test_a_takeover_sent_by_the_fast_path_is_everything_but_that_advert() -> None:
+    m = mk(prio=120)
+    m.start(0)
+    assert m.takeover_priority() == 120
+    m.fastpath_sent_takeover()
+    t = m.timers[MASTER_DOWN]
+    assert norm(m.timer(t, MASTER_DOWN)) == [
+        AddVips(), SendGarp(5), ArmTimer(TimerKind.GARP_DELAY, t + 5 * S),
+        ArmTimer(ADVER, t + S), T(State.BACKUP, State.MASTER), Notify(State.MASTER, 120)]
+    assert m.takeover_priority() is None  # a master has none
+    # The report is used once: the next takeover sends its own advert again.
+    m.advert(t + S, adv(200))
+    assert m.state == State.BACKUP
+    out = m.timer(m.timers[MASTER_DOWN], MASTER_DOWN)
+    assert out[0] == SendAdvert(120)
+
+
+def test_no_takeover_priority_where_the_first_advert_is_not_certain() -> None:
+    assert mk().takeover_priority() is None  # INIT
+    owner = mk(prio=255)  # `state BACKUP`: waits, and restores 255 when it goes master
+    owner.start(0)
+    assert owner.state == State.BACKUP and owner.takeover_priority() is None
+    delayed = mk(startup_delay_ns=5 * S)
+    delayed.start(0)
+    assert delayed.takeover_priority() is None
+    faulty = mk()
+    faulty.start(0)
+    faulty.set_fault(0, True, "eth0")
+    assert faulty.takeover_priority() is None
+    a, b = mk("VI_1"), mk("VI_2", vrid=52)
+    SyncGroup("G", [a, b])  # a group may hold a member back in BACKUP
+    a.start(0)
+    assert a.state == State.BACKUP and a.takeover_priority() is None
+    with pytest.raises(RuntimeError):
+        a.fastpath_sent_takeover()
+
+
+def test_a_takeover_report_followed_by_another_timer_is_refused() -> None:
+    m = mk()
+    m.start(0)
+    m.fastpath_sent_takeover()
+    with pytest.raises(RuntimeError):
+        m.timer(S, ADVER)
+
+
 def test_no_second_burst_without_garp_master_delay_and_no_burst_without_repeat() -> None:
     m = mk(garp_master_delay_ns=0, garp_master_repeat=0)
     m.start(0)

@@ -9,6 +9,11 @@ exactly the two steady-state events of fsm.py's fast-path contract:
 * BACKUP: a valid advert whose (src, priority, interval) equals the instance's
   backup_steady_key() -> re-arm MASTER_DOWN at now + master_down_interval.
 
+and one half-step of a takeover: an instance given takeover packets (set_takeover,
+while the FSM's takeover_priority() promises them) queues them the moment its
+MASTER_DOWN expires, so the new master's first advert leaves before Python runs; the
+expiry still escalates, and sync_back tells the FSM (fsm.fastpath_sent_takeover).
+
 Everything else is an *escalation* the caller hands to the state machine: adverts as
 (idx or -1, Reason, Advert), timers as (idx, kind). Drops (packet.is_drop) are never
 escalated: they are counted per Reason, and the first drop of each reason since the
@@ -46,6 +51,7 @@ MODE_BACKUP = 2
 
 _TOUCH_ADVER = 1
 _TOUCH_DOWN = 2
+_TOUCH_TAKEOVER = 4
 
 _ADVER = int(TimerKind.ADVER)
 _DOWN = int(TimerKind.MASTER_DOWN)
@@ -98,7 +104,7 @@ class FastPath:
 
     __slots__ = ("_wheel", "_kinds", "_n", "_mode", "_touched", "_key", "_adver_ns",
                  "_down_ns", "_adver_deadline", "_down_deadline", "_packets", "_groups",
-                 "_outbox", "_steady_sends", "_steady_rearms", "_packets_queued",
+                 "_outbox", "_steady_sends", "_steady_rearms", "_packets_queued", "_takeovers",
                  "_esc_timers", "_esc_adverts", "_drops", "_samples")
 
     def __init__(self, wheel: Wheel, kinds: int) -> None:
@@ -120,6 +126,7 @@ class FastPath:
         self._steady_sends = 0
         self._steady_rearms = 0
         self._packets_queued = 0
+        self._takeovers = 0
         self._esc_timers = 0
         self._esc_adverts = 0
         self._drops = [0] * _N_REASONS
@@ -211,6 +218,18 @@ class FastPath:
         self._packets[idx] = ()
         self._mode[idx] = MODE_BACKUP
 
+    def set_takeover(self, idx: int, packets: Iterable[tuple[int, object, object]]) -> None:
+        """Not a master: when MASTER_DOWN expires, queue `packets` (as set_master's)
+        before escalating the expiry. Dropped by any later set_*/clear or escalation."""
+        self._unreported(idx)
+        if self._mode[idx] == MODE_MASTER:
+            raise ValueError(f"instance {idx} is a steady master")
+        pkts = tuple((int(g), p, d) for g, p, d in packets)
+        for _, p, _ in pkts:
+            if not hasattr(p, "packet"):
+                memoryview(p)
+        self._packets[idx] = pkts
+
     def clear(self, idx: int) -> None:
         """Neither steady: every event of the instance escalates."""
         self._unreported(idx)
@@ -294,6 +313,12 @@ class FastPath:
                     self._outbox.append((gid, _packet_bytes(pkt), dest, idx))
                     self._packets_queued += 1
             else:
+                if kind == _DOWN and self._mode[idx] != MODE_MASTER and self._packets[idx]:
+                    self._touched[idx] |= _TOUCH_TAKEOVER
+                    self._takeovers += 1
+                    for gid, pkt, dest in self._packets[idx]:
+                        self._outbox.append((gid, _packet_bytes(pkt), dest, idx))
+                        self._packets_queued += 1
                 self._esc_timers += 1
                 self._disarm(idx)
                 out.append((idx, kind))
@@ -321,6 +346,8 @@ class FastPath:
             fsm.fastpath_rearmed(TimerKind.ADVER, self._adver_deadline[idx])
         if touched & _TOUCH_DOWN:
             fsm.fastpath_rearmed(TimerKind.MASTER_DOWN, self._down_deadline[idx])
+        if touched & _TOUCH_TAKEOVER:
+            fsm.fastpath_sent_takeover()
         self._touched[idx] = 0
         return True
 
@@ -332,6 +359,7 @@ class FastPath:
             "steady_sends": self._steady_sends,
             "steady_rearms": self._steady_rearms,
             "packets_queued": self._packets_queued,
+            "takeover_sends": self._takeovers,
             "escalated_timers": self._esc_timers,
             "escalated_adverts": self._esc_adverts,
             "drops": {Reason(r): n for r, n in enumerate(self._drops) if is_drop(r)},
@@ -350,7 +378,9 @@ def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object
 
     `packets` are the master's (send gid, AdvertEncoder or bytes, destination); every
     encoder is set to the FSM's effective priority (the encoder re-encodes only if that
-    changed), since a steady master advertises exactly fsm.priority.
+    changed), since a steady master advertises exactly fsm.priority. A machine that
+    is not a steady master gets them as its takeover packets whenever its
+    takeover_priority() says what its first advert as a master will be.
     """
     if fsm.master_steady:
         packets = tuple(packets)
@@ -363,7 +393,17 @@ def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object
     key = fsm.backup_steady_key()
     if key is not None:
         fp.set_backup(idx, key, fsm.master_down_interval)
-        return MODE_BACKUP
-    fp.clear(idx)
-    return MODE_NONE
+        mode = MODE_BACKUP
+    else:
+        fp.clear(idx)
+        mode = MODE_NONE
+    prio = fsm.takeover_priority()
+    if prio is not None:
+        packets = tuple(packets)
+        if packets:
+            for _, pkt, _ in packets:
+                if hasattr(pkt, "priority") and pkt.priority != prio:
+                    pkt.priority = prio
+            fp.set_takeover(idx, packets)
+    return mode
 

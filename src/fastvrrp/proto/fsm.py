@@ -14,6 +14,11 @@ Fast-path contract: the steady state is
           -> [ArmTimer(MASTER_DOWN, now + master_down_interval)], nothing else changes.
 A fast path may handle exactly those without calling in here; it must then report its
 last re-arm with `fastpath_rearmed()` before the next input that it does hand over.
+
+Takeover: while `takeover_priority()` is not None, timer(MASTER_DOWN) would start with
+SendAdvert(that priority). A fast path may send that advert itself the moment the
+timer expires, before the input reaches Python; it reports it with
+`fastpath_sent_takeover()` and the machine then leaves that one advert out.
 """
 
 from __future__ import annotations
@@ -186,7 +191,7 @@ class InstanceFsm:
                  "_master_src", "_master_prio", "_preempt", "_preempt_delay",
                  "_preempt_time", "_faults", "_start_delay_end", "_timers",
                  "_rogue_counter", "_rogue_adver_ns", "_last_accepted", "_counters",
-                 "_gate")
+                 "_gate", "_takeover_sent")
 
     def __init__(self, params: InstanceParams) -> None:
         self._p = params
@@ -211,6 +216,7 @@ class InstanceFsm:
         self._last_accepted: tuple[bytes, int, int] | None = None
         self._counters = InputCounters()
         self._gate: SyncGate | None = None
+        self._takeover_sent = False
 
     # --- read-only view ---
 
@@ -292,6 +298,16 @@ class InstanceFsm:
             return None
         return last
 
+    def takeover_priority(self) -> int | None:
+        """The priority of the advert timer(MASTER_DOWN) would send first, if it surely
+        would: a BACKUP outside a sync group (a group may hold it back), not an
+        address owner (its priority changes on the way), no startup delay running."""
+        if (self._state != State.BACKUP or self._gate is not None or self._p.owner
+                or self._start_delay_end is not None
+                or TimerKind.MASTER_DOWN not in self._timers):
+            return None
+        return self._eff
+
     # --- wiring ---
 
     def attach_sync_group(self, gate: SyncGate) -> None:
@@ -303,6 +319,14 @@ class InstanceFsm:
         """The fast path re-armed this timer in the steady state without calling us."""
         if kind in self._timers:
             self._timers[kind] = deadline
+
+    def fastpath_sent_takeover(self) -> None:
+        """The fast path sent timer(MASTER_DOWN)'s first advert itself, at
+        takeover_priority(); the coming timer(MASTER_DOWN) input must not repeat it."""
+        if self.takeover_priority() is None:
+            raise RuntimeError(f"{self.name}: takeover sent by the fast path in {self._state.name}"
+                               " without a takeover priority")
+        self._takeover_sent = True
 
     # --- inputs ---
 
@@ -367,6 +391,11 @@ class InstanceFsm:
     def timer(self, now: int, kind: TimerKind) -> list[Action]:
         """A timer this machine armed is due. Kinds that are not armed are ignored."""
         self._counters.timer += 1
+        sent, self._takeover_sent = self._takeover_sent, False
+        if sent and kind != TimerKind.MASTER_DOWN:
+            # Only MASTER_DOWN may follow a takeover report (the fast path escalates
+            # the expiry it sent for); anything else means the two disagree.
+            raise RuntimeError(f"{self.name}: timer({kind.name}) after a fast-path takeover")
         if self._timers.pop(kind, None) is None:
             self._counters.stale_timer += 1
             return []
@@ -374,7 +403,12 @@ class InstanceFsm:
             self._start_delay_end = None
         state = self._state
         if kind == TimerKind.MASTER_DOWN and state == State.BACKUP:
-            return self._goto_master(now, "master down timer expired")
+            out = self._goto_master(now, "master down timer expired")
+            if sent:
+                # takeover_priority() promised SendAdvert(self._eff) first.
+                assert isinstance(out[0], SendAdvert) and out[0].priority == self._eff, out
+                del out[0]
+            return out
         if state != State.MASTER:
             return []
         if kind == TimerKind.ADVER:
