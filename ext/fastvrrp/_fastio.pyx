@@ -22,7 +22,9 @@ from fastvrrp._fastpath cimport FP_ESCALATE, FastPath, fp_feed_t
 cdef extern from *:
     """
     #include <errno.h>
+    #include <stdint.h>
     #include <string.h>
+    #include <time.h>
     #include <sys/socket.h>
     #include <sys/uio.h>
     #include <netinet/in.h>
@@ -42,7 +44,8 @@ cdef extern from *:
     static int fv_batch_init(fv_batch *b, unsigned int n, size_t bufsize) {
         b->n = n;
         b->bufsize = bufsize;
-        b->ctrl_len = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int));
+        b->ctrl_len = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))
+                      + CMSG_SPACE(sizeof(struct timespec));
         b->msgs = calloc(n, sizeof(struct mmsghdr));
         b->iov = calloc(n, sizeof(struct iovec));
         b->names = calloc(n, sizeof(struct sockaddr_in6));
@@ -95,6 +98,33 @@ cdef extern from *:
         }
     }
 
+    /* Both clocks read together, to map receive timestamps onto CLOCK_MONOTONIC. */
+    static void fv_clocks(int64_t *mono, int64_t *real) {
+        struct timespec m, r;
+        clock_gettime(CLOCK_MONOTONIC, &m);
+        clock_gettime(CLOCK_REALTIME, &r);
+        *mono = (int64_t)m.tv_sec * 1000000000 + m.tv_nsec;
+        *real = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec;
+    }
+
+    /* Message i's arrival on CLOCK_MONOTONIC from its SCM_TIMESTAMPNS (realtime):
+       now minus its age; `fallback` without a stamp or with an implausible age (a
+       clock step). Same rule as fastvrrp.net.sockets.arrival_ns. */
+    static int64_t fv_arrival(fv_batch *b, unsigned int i, int64_t mono, int64_t real,
+                              int64_t max_age, int64_t fallback) {
+        struct msghdr *h = &b->msgs[i].msg_hdr;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS
+                    && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                int64_t age = real - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+                return age >= 0 && age <= max_age ? mono - age : fallback;
+            }
+        }
+        return fallback;
+    }
+
     /* Fill message i of a send batch: one buffer to one packed sockaddr. */
     static void fv_send_set(fv_batch *b, unsigned int i, const unsigned char *data, size_t len,
                             const void *name, size_t namelen) {
@@ -122,11 +152,18 @@ cdef extern from *:
     const uint8_t* fv_data(fv_batch* b, unsigned int i, size_t* length) nogil
     void fv_ipv6_meta(fv_batch* b, unsigned int i, const uint8_t** src, uint8_t* dst,
                       int* hop) nogil
+    void fv_clocks(int64_t* mono, int64_t* real) nogil
+    int64_t fv_arrival(fv_batch* b, unsigned int i, int64_t mono, int64_t real,
+                       int64_t max_age, int64_t fallback) nogil
     void fv_send_set(fv_batch* b, unsigned int i, const uint8_t* data, size_t length,
                      const void* name, size_t namelen) nogil
     int fv_send(int fd, fv_batch* b, unsigned int first, unsigned int count) nogil
 
 IMPLEMENTATION = "compiled"
+
+from fastvrrp.net.sockets import ARRIVAL_MAX_AGE_NS
+
+cdef int64_t _MAX_AGE = ARRIVAL_MAX_AGE_NS
 
 
 cdef class BatchIO:
@@ -152,7 +189,9 @@ cdef class BatchIO:
 
         Each escalation, (idx or -1, reason, Advert), is handed to `on_escalation` at
         once, before the next packet is fed, so the fast path always sees the entry the
-        state machine left (arrival order is kept). Returns the packets received.
+        state machine left (arrival order is kept). The fast path is fed each packet's
+        arrival time (its SCM_TIMESTAMPNS on CLOCK_MONOTONIC) where the socket has
+        SO_TIMESTAMPNS on, else `now`. Returns the packets received.
         """
         cdef int fd = sock.fileno()
         cdef int got, i
@@ -161,6 +200,7 @@ cdef class BatchIO:
         cdef const uint8_t* src
         cdef uint8_t dst[16]
         cdef int hop, r
+        cdef int64_t mono, real, at
         cdef fp_feed_t res
         cdef Py_ssize_t total = 0
         for _ in range(rounds):
@@ -173,15 +213,17 @@ cdef class BatchIO:
                 raise OSError(errno, "recvmmsg failed")
             self.received += got
             total += got
+            fv_clocks(&mono, &real)
             for i in range(got):
                 data = fv_data(&self._rx, i, &length)
+                at = fv_arrival(&self._rx, i, mono, real, _MAX_AGE, now)
                 if family == 4:
-                    r = fp.c_feed_ipv4(gid, data, length, now, &res)
+                    r = fp.c_feed_ipv4(gid, data, length, at, &res)
                     if r == FP_ESCALATE:
                         on_escalation(fp.c_escalation_ipv4(data, length, &res))
                 else:
                     fv_ipv6_meta(&self._rx, i, &src, dst, &hop)
-                    r = fp.c_feed_ipv6(gid, data, length, src, dst, hop, now, &res)
+                    r = fp.c_feed_ipv6(gid, data, length, src, dst, hop, at, &res)
                     if r == FP_ESCALATE:
                         on_escalation(fp.c_escalation_ipv6(data, length, src, dst, hop, &res))
             if <unsigned int>got < self._rx.n:

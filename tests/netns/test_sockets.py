@@ -39,7 +39,7 @@ def _receive(family, ifname, group, unicast_src, ready: str, wait: float):
         if family == socket.AF_INET:
             got.append((sock.recv(2048), None, None, None))
         else:
-            got.append(sockets.recv_ipv6(sock))
+            got.append(sockets.recv_ipv6(sock)[:4])
     return got
 
 
@@ -126,3 +126,83 @@ def test_ipv6_multicast(lab, tmp_path):
     table[53] = packet.Expect(3, family=6)
     reason, adv = packet.validate_ipv6(message, src16, dst16, hop, table)
     assert reason == Reason.OK and adv.priority == 120
+
+
+# --- the fast path re-arms from the advert's arrival, not from when it was read -------
+
+def _rearm_after_late_read(io_impl: str, family, ready: str, late_s: float):
+    import importlib
+
+    from fastvrrp.proto.actions import TimerKind
+
+    compiled = io_impl == "compiled"
+    fp_mod = importlib.import_module("fastvrrp._fastpath" if compiled else "fastvrrp.proto.fastpath")
+    wheel_mod = importlib.import_module("fastvrrp._wheel" if compiled else "fastvrrp.proto.wheel")
+    codec = importlib.import_module("fastvrrp._wire" if compiled else "fastvrrp.proto.packet")
+    io_mod = importlib.import_module("fastvrrp._fastio" if compiled else "fastvrrp.net.io")
+    kinds = len(TimerKind)
+    ifindex = socket.if_nametoindex("eth0")
+    sock = sockets.open_receive_socket(family, "eth0", ifindex)
+    fp = fp_mod.FastPath(wheel_mod.TimerWheel(kinds, time.monotonic_ns()), kinds)
+    fp.reserve(1)
+    table = codec.ReceiveTable()
+    v6 = family == socket.AF_INET6
+    table[51] = codec.Expect(3, family=6 if v6 else 4)
+    fp.add_group(0, 6 if v6 else 4, table)
+    fp.bind(0, 51, 0)
+    src = ipaddress.ip_address(_SRC6 if v6 else "192.0.2.1").packed
+    mdi = 3 * 10**9
+    fp.set_backup(0, (src, 150, 100), mdi)
+    Path(ready).touch()
+    select.select([sock], [], [], 5)
+    readable = time.monotonic_ns()
+    time.sleep(late_s)  # a busy daemon reads the advert late
+    now = time.monotonic_ns()
+    escalated = []
+    io_mod.BatchIO().receive(fp, 0, sock, 6 if v6 else 4, now, escalated.append)
+    return readable, now, fp.counters()["steady_rearms"], escalated, _rearmed_deadline(fp)
+
+
+def _rearmed_deadline(fp):
+    """The MASTER_DOWN deadline the fast path armed, as sync_back reports it."""
+    got = []
+
+    class Fsm:
+        def fastpath_rearmed(self, kind, deadline):
+            got.append(deadline)
+    fp.sync_back(0, Fsm())
+    return got[0] if got else None
+
+
+_SRC6 = "fe80::1"
+
+
+@pytest.mark.parametrize("io_impl", ["compiled", "twin"])
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+def test_a_steady_backup_rearms_from_the_adverts_arrival_time(lab, tmp_path, io_impl, family):
+    r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    if family == socket.AF_INET6:
+        r1.run(["ip", "-6", "addr", "add", f"{_SRC6}/64", "dev", "eth0", "nodad"])
+        src = _SRC6
+        datagram = packet.encode(3, 51, 150, 100, b"", family=6, src=b"\0" * 16, dst=b"\0" * 16)
+        dst = "ff02::12"
+    else:
+        src = None
+        datagram = v4_datagram("224.0.0.18", 51)
+        dst = "224.0.0.18"
+    ready = tmp_path / "ready"
+    result = {}
+    late = 0.3
+    t = threading.Thread(target=lambda: result.update(got=r2.call(
+        _rearm_after_late_read, io_impl, family, str(ready), late)))
+    t.start()
+    netlab.wait_until(ready.exists, 5)
+    r1.call(_send, family, "eth0", [datagram], dst, True, src)
+    t.join()
+    readable, now, rearms, escalated, deadline = result["got"]
+    assert escalated == [] and rearms == 1
+    mdi = 3 * 10**9
+    # Armed from the arrival (before the socket was even seen readable), not from
+    # the late read: without receive timestamps it would be now + MDI.
+    assert deadline - mdi <= readable
+    assert deadline - mdi < now - late * 10**9 * 0.8

@@ -40,6 +40,12 @@ IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+# Linux asm-generic values (Python's socket module has no names for them): a receive
+# timestamp (struct timespec, CLOCK_REALTIME) as ancillary data on every packet.
+SO_TIMESTAMPNS = 35
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+TIMESPEC = struct.Struct("@qq")
+ARRIVAL_MAX_AGE_NS = 1_000_000_000  # older, or from the future: a clock step, not an age
 
 
 def _bind_to_device(sock: socket.socket, ifname: str) -> None:
@@ -96,6 +102,9 @@ def open_receive_socket(family: int, ifname: str, ifindex: int, *,
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        # The steady backup re-arms Master_Down from the advert's arrival, not from
+        # when the daemon got round to reading it (RFC 5798 6.4.2).
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         _bind_to_device(sock, ifname)
     except BaseException:
         sock.close()
@@ -143,13 +152,33 @@ def open_send_socket(family: int, ifname: str, ifindex: int, *, multicast: bool 
     return sock
 
 
+ANCILLARY_SPACE = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(TIMESPEC.size)
+
+
+def arrival_ns(stamp_real_ns: int | None, now_mono_ns: int, now_real_ns: int) -> int:
+    """A packet's receive timestamp (CLOCK_REALTIME) as CLOCK_MONOTONIC: now minus its
+    age, with both clocks read together. Without a plausible stamp: now."""
+    if stamp_real_ns is None:
+        return now_mono_ns
+    age = now_real_ns - stamp_real_ns
+    return now_mono_ns - age if 0 <= age <= ARRIVAL_MAX_AGE_NS else now_mono_ns
+
+
+def recv_ipv4(sock: socket.socket, bufsize: int = 2048):
+    """One IPv4 datagram (IP header included) and its receive timestamp (realtime ns,
+    None when absent)."""
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, ANCILLARY_SPACE)
+    return data, _stamp(ancdata)
+
+
 def recv_ipv6(sock: socket.socket, bufsize: int = 2048):
     """One IPv6 VRRP message with (src, dst, hop_limit) from ancillary data.
 
     The slow path's receive; the fast path does the same with recvmmsg in C.
-    Returns (message, src16, dst16, hop_limit) with hop_limit -1 when absent.
+    Returns (message, src16, dst16, hop_limit, stamp) with hop_limit -1 when absent
+    and stamp the receive timestamp (realtime ns) or None.
     """
-    data, ancdata, _flags, addr = sock.recvmsg(bufsize, socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4))
+    data, ancdata, _flags, addr = sock.recvmsg(bufsize, ANCILLARY_SPACE)
     dst = b"\0" * 16
     hop = -1
     for level, kind, value in ancdata:
@@ -158,4 +187,12 @@ def recv_ipv6(sock: socket.socket, bufsize: int = 2048):
         elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
             hop = struct.unpack("@i", value[:4])[0]
     src = socket.inet_pton(socket.AF_INET6, addr[0].split("%")[0])
-    return data, src, dst, hop
+    return data, src, dst, hop, _stamp(ancdata)
+
+
+def _stamp(ancdata) -> int | None:
+    for level, kind, value in ancdata:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(value)
+            return sec * 1_000_000_000 + nsec
+    return None
