@@ -187,9 +187,10 @@ cdef class BatchIO:
                 on_escalation, int rounds=4):
         """Drain the socket (at most rounds x batch packets) through the fast path.
 
-        Each escalation, (idx or -1, reason, Advert), is handed to `on_escalation` at
-        once, before the next packet is fed, so the fast path always sees the entry the
-        state machine left (arrival order is kept). The fast path is fed each packet's
+        Each escalation, (idx or -1, reason, Advert), is handed to
+        `on_escalation(escalation, arrival)` at once, before the next packet is fed,
+        so the fast path always sees the entry the state machine left (arrival order
+        is kept). The fast path is fed each packet's
         arrival time (its SCM_TIMESTAMPNS on CLOCK_MONOTONIC) where the socket has
         SO_TIMESTAMPNS on, else `now`. Returns the packets received.
         """
@@ -220,12 +221,12 @@ cdef class BatchIO:
                 if family == 4:
                     r = fp.c_feed_ipv4(gid, data, length, at, &res)
                     if r == FP_ESCALATE:
-                        on_escalation(fp.c_escalation_ipv4(data, length, &res))
+                        on_escalation(fp.c_escalation_ipv4(data, length, &res), at)
                 else:
                     fv_ipv6_meta(&self._rx, i, &src, dst, &hop)
                     r = fp.c_feed_ipv6(gid, data, length, src, dst, hop, at, &res)
                     if r == FP_ESCALATE:
-                        on_escalation(fp.c_escalation_ipv6(data, length, src, dst, hop, &res))
+                        on_escalation(fp.c_escalation_ipv6(data, length, src, dst, hop, &res), at)
             if <unsigned int>got < self._rx.n:
                 break
         return total

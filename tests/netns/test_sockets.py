@@ -79,10 +79,10 @@ def lab():
         yield lab
 
 
-def v4_datagram(dst: str, vrid: int, ttl: int = 255) -> bytes:
+def v4_datagram(dst: str, vrid: int, ttl: int = 255, prio: int = 150) -> bytes:
     src = ipaddress.IPv4Address("192.0.2.1").packed
     d = ipaddress.IPv4Address(dst).packed
-    return packet.encode(3, vrid, 150, 100, ipaddress.IPv4Address("192.0.2.100").packed,
+    return packet.encode(3, vrid, prio, 100, ipaddress.IPv4Address("192.0.2.100").packed,
                          src=src, dst=d, ipv4_ttl=ttl)
 
 
@@ -159,7 +159,8 @@ def _rearm_after_late_read(io_impl: str, family, ready: str, late_s: float):
     time.sleep(late_s)  # a busy daemon reads the advert late
     now = time.monotonic_ns()
     escalated = []
-    io_mod.BatchIO().receive(fp, 0, sock, 6 if v6 else 4, now, escalated.append)
+    io_mod.BatchIO().receive(fp, 0, sock, 6 if v6 else 4, now,
+                             lambda esc, arrival: escalated.append((esc[2].priority, arrival)))
     return readable, now, fp.counters()["steady_rearms"], escalated, _rearmed_deadline(fp)
 
 
@@ -181,14 +182,16 @@ _SRC6 = "fe80::1"
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
 def test_a_steady_backup_rearms_from_the_adverts_arrival_time(lab, tmp_path, io_impl, family):
     r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    # The steady advert re-arms in C; the priority-0 one after it escalates.
     if family == socket.AF_INET6:
         r1.run(["ip", "-6", "addr", "add", f"{_SRC6}/64", "dev", "eth0", "nodad"])
         src = _SRC6
-        datagram = packet.encode(3, 51, 150, 100, b"", family=6, src=b"\0" * 16, dst=b"\0" * 16)
+        datagrams = [packet.encode(3, 51, prio, 100, b"", family=6, src=b"\0" * 16,
+                                   dst=b"\0" * 16) for prio in (150, 0)]
         dst = "ff02::12"
     else:
         src = None
-        datagram = v4_datagram("224.0.0.18", 51)
+        datagrams = [v4_datagram("224.0.0.18", 51, prio=prio) for prio in (150, 0)]
         dst = "224.0.0.18"
     ready = tmp_path / "ready"
     result = {}
@@ -197,12 +200,15 @@ def test_a_steady_backup_rearms_from_the_adverts_arrival_time(lab, tmp_path, io_
         _rearm_after_late_read, io_impl, family, str(ready), late)))
     t.start()
     netlab.wait_until(ready.exists, 5)
-    r1.call(_send, family, "eth0", [datagram], dst, True, src)
+    r1.call(_send, family, "eth0", datagrams, dst, True, src)
     t.join()
     readable, now, rearms, escalated, deadline = result["got"]
-    assert escalated == [] and rearms == 1
+    assert rearms == 1 and [prio for prio, _ in escalated] == [0]
     mdi = 3 * 10**9
     # Armed from the arrival (before the socket was even seen readable), not from
     # the late read: without receive timestamps it would be now + MDI.
     assert deadline - mdi <= readable
     assert deadline - mdi < now - late * 10**9 * 0.8
+    # The escalated advert comes with its arrival time too (for Skew_Time).
+    arrival = escalated[0][1]
+    assert deadline - mdi <= arrival < now - late * 10**9 * 0.8

@@ -88,6 +88,7 @@ class Router:
         self.notify = notify or (lambda *a, **kw: None)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._clock = 0  # the latest time any input was given to a state machine
 
     # ------------------------------------------------------------------ set-up
 
@@ -215,7 +216,7 @@ class Router:
         loop.add_reader(self.monitor.fileno(), self._on_netlink)
 
     def start(self) -> None:
-        now = now_ns()
+        now = self._now()
         started = set()
         for group in self.groups.values():
             self._take(self._untag(group.start(now)))
@@ -237,6 +238,12 @@ class Router:
                             lambda m: m.set_fault(now, True, "interface down"))
         self._sync(self.runtimes)
         self._flush()
+
+    def _now(self) -> int:
+        """The monotonic clock for an input, remembered: an escalated advert is given
+        its arrival time, but never one earlier than an input already handled."""
+        self._clock = now = now_ns()
+        return now
 
     def _untag(self, tagged: Iterable[Tagged]) -> list[tuple[Runtime | str, A.Action]]:
         return [(self.by_name.get(t.name, t.name), t.action) for t in tagged]
@@ -264,7 +271,7 @@ class Router:
 
     def _on_timerfd(self) -> None:
         self.timerfd.consume()
-        now = now_ns()
+        now = self._now()
         escalated = self.fp.expire(now)
         # Due steady adverts go out before anything else is looked at.
         self.io.send_outbox(self.fp, self.tx_by_gid)
@@ -276,9 +283,12 @@ class Router:
 
     def _on_readable(self, key: tuple) -> None:
         sock, _table, by_vrid, family, gid = self.rx[key]
-        now = now_ns()
+        now = now_ns()  # for packets without a receive timestamp
 
-        def escalated(esc) -> None:
+        def escalated(esc, arrival: int) -> None:
+            # The advert's arrival (kernel stamp): a priority-0 advert starts
+            # Skew_Time from when it came, not from when it was read.
+            at = self._clock = max(arrival, self._clock)
             _idx, reason, adv = esc
             rt = by_vrid.get(adv.vrid) if adv is not None else None
             if rt is None:
@@ -287,7 +297,7 @@ class Router:
                 self._count_drop(reason, adv, key)
             if rt.cfg.is_unicast and not self._unicast_source_ok(rt, adv):
                 return
-            self._input(rt, lambda g, m: g.advert(now, m, adv), lambda m: m.advert(now, adv))
+            self._input(rt, lambda g, m: g.advert(at, m, adv), lambda m: m.advert(at, adv))
 
         try:
             self.io.receive(self.fp, gid, sock, family, now, escalated)
@@ -327,7 +337,7 @@ class Router:
         rt = self.by_name.get(name)
         if rt is None or self._stopping:
             return
-        now = now_ns()
+        now = self._now()
         for reason in sorted(faults - rt.track_faults):
             self._input(rt, lambda g, m: g.set_fault(now, m, True, reason),
                         lambda m: m.set_fault(now, True, reason))
@@ -345,7 +355,7 @@ class Router:
         return link is not None and link.up
 
     def _on_netlink(self) -> None:
-        now = now_ns()
+        now = self._now()
         for event in self.monitor.read():
             if not isinstance(event, LinkEvent):
                 continue
@@ -468,7 +478,7 @@ class Router:
                 self.loop.remove_reader(sock.fileno())
             self.loop.remove_reader(self.timerfd.fileno())
             self.loop.remove_reader(self.monitor.fileno())
-        now = now_ns()
+        now = self._now()
         grouped = set()
         for rt in self.runtimes:
             self.fp.sync_back(rt.idx, rt.fsm)

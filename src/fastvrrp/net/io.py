@@ -57,7 +57,7 @@ class BatchIO:
             self.received += 1
             total += 1
             if esc is not None:
-                on_escalation(esc)
+                on_escalation(esc, at)
         return total
 
     def send_outbox(self, fp, socks) -> int:
