@@ -473,22 +473,25 @@ class Router:
         if self._stopping:
             return
         self._stopping = True
-        if self.loop is not None:
-            for sock, *_ in self.rx.values():
-                self.loop.remove_reader(sock.fileno())
-            self.loop.remove_reader(self.timerfd.fileno())
-            self.loop.remove_reader(self.monitor.fileno())
         now = self._now()
         grouped = set()
         for rt in self.runtimes:
             self.fp.sync_back(rt.idx, rt.fsm)
             self.fp.clear(rt.idx)
+        # The priority-0 adverts leave here (_take sends at once): the backups' clock
+        # starts now, so nothing else comes before them. No input can interleave:
+        # this runs inside one callback, and the readers go before it returns.
         for group in self.groups.values():
             self._take(self._untag(group.shutdown(now)))
             grouped.update(m.name for m in group.members)
         for rt in self.runtimes:
             if rt.name not in grouped and id(rt.fsm) not in keep:
                 self._take([(rt, a) for a in rt.fsm.shutdown(now)])
+        if self.loop is not None:
+            for sock, *_ in self.rx.values():
+                self.loop.remove_reader(sock.fileno())
+            self.loop.remove_reader(self.timerfd.fileno())
+            self.loop.remove_reader(self.monitor.fileno())
         self._flush()
         # VIPs the machines did not remove themselves (a sync group's members are
         # shut down as a group) still go: nothing of ours stays behind.

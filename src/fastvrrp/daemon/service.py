@@ -143,13 +143,13 @@ class Service:
         """Called from the signal handler itself: the priority-0 adverts and VIP
         removal go out before anything else runs (keepalived vrrp_terminate_phase1).
         The FIFO scripts get SIGTERM first and can still read the STOP lines."""
+        for f in self.fifos:
+            f.terminate_script()
+        self.router.shutdown()
         if self._control is not None:
             self._control.close()
             if self.control_path and os.path.exists(self.control_path):
                 os.unlink(self.control_path)
-        for f in self.fifos:
-            f.terminate_script()
-        self.router.shutdown()
 
     async def finish_stop(self) -> None:
         """Stop tracking, wait (bounded) for STOP notifies, close the FIFOs."""
