@@ -62,6 +62,10 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
+# Python work is done in slices of this many instances, with C's due sends in between.
+PUMP_EVERY = 32
+
+
 class Router:
     """All instances of one config, on one host (one network namespace)."""
 
@@ -89,6 +93,8 @@ class Router:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._clock = 0  # the latest time any input was given to a state machine
+        # Timers C found due while Python was busy (_send_due), for the state machines.
+        self._due_later: list[tuple[int, int, int]] = []  # (idx, kind, now)
 
     # ------------------------------------------------------------------ set-up
 
@@ -273,13 +279,37 @@ class Router:
         self.timerfd.consume()
         now = self._now()
         escalated = self.fp.expire(now)
-        # Due steady adverts go out before anything else is looked at.
+        # Due steady adverts (and takeover adverts) go out before anything else.
         self.io.send_outbox(self.fp, self.tx_by_gid)
-        for idx, kind in escalated:
+        self._run_timers([(idx, kind, now) for idx, kind in escalated])
+        self._flush()
+
+    def _run_timers(self, due: list[tuple[int, int, int]]) -> None:
+        """Escalated timers into their state machines, in order; C's sends are kept on
+        time meanwhile (a mass takeover is a long run of Python)."""
+        i = 0
+        while i < len(due):
+            idx, kind, now = due[i]
             rt = self.runtimes[idx]
             kind = TimerKind(kind)
             self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind))
-        self._flush()
+            i += 1
+            if i % PUMP_EVERY == 0:
+                self._send_due()
+                due.extend(self._due_later)
+                self._due_later = []
+
+    def _send_due(self) -> None:
+        """Between slices of Python work: let C send what fell due meanwhile (steady
+        adverts, takeover adverts); the timers that need Python wait in _due_later.
+        Never called while a receive batch is being handled, so no advert read
+        later can be overtaken by the expiry it would have prevented."""
+        if self._stopping:
+            return
+        now = self._now()
+        escalated = self.fp.expire(now)
+        self.io.send_outbox(self.fp, self.tx_by_gid)
+        self._due_later.extend((idx, kind, now) for idx, kind in escalated)
 
     def _on_readable(self, key: tuple) -> None:
         sock, _table, by_vrid, family, gid = self.rx[key]
@@ -391,8 +421,20 @@ class Router:
                 self._pending.append((who, action))
 
     def _flush(self) -> None:
-        """Carry out the batch's actions in the order the network should see them."""
+        """Carry out the batch's actions in the order the network should see them,
+        then the timers that fell due meanwhile, until nothing is left."""
+        while True:
+            self._flush_once()
+            if not self._due_later:
+                break
+            due, self._due_later = self._due_later, []
+            self._run_timers(due)
+        self.timerfd.arm(self.wheel.next_deadline())
+
+    def _flush_once(self) -> None:
         out, self._pending = self._pending, []
+        if not out:
+            return
         adds, removes, garps, later = [], [], [], []
         for who, action in out:
             if isinstance(action, A.SendAdvert):  # queued by start() for carried masters
@@ -405,16 +447,23 @@ class Router:
                 garps.append((who, action.repeat))
             else:
                 later.append((who, action))
-        if removes:
-            self._change_vips(removes, add=False)
-        if adds:
-            self._change_vips(adds, add=True)
-        for rt, repeat in garps:
+        # Slices with C's sends in between: a thousand takeovers never hold up an
+        # advert for longer than one slice.
+        for i in range(0, len(removes), PUMP_EVERY):
+            self._send_due()
+            self._change_vips(removes[i:i + PUMP_EVERY], add=False)
+        for i in range(0, len(adds), PUMP_EVERY):
+            self._send_due()
+            self._change_vips(adds[i:i + PUMP_EVERY], add=True)
+        for i, (rt, repeat) in enumerate(garps):
+            if i % PUMP_EVERY == 0:
+                self._send_due()
             if rt.garp_ips and rt.vips_installed:
                 self.garp.send_burst(rt.link, rt.garp_ips, repeat)
-        for who, action in later:
+        for i, (who, action) in enumerate(later):
+            if i % PUMP_EVERY == 0:
+                self._send_due()
             self._report(who, action)
-        self.timerfd.arm(self.wheel.next_deadline())
 
     def _send_advert(self, rt: Runtime, priority: int) -> None:
         sock = self.tx_by_gid[rt.tx_gid]
