@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 from fastvrrp import __version__, accel
 from fastvrrp.config import ConfigError, load
@@ -18,6 +19,7 @@ from fastvrrp.daemon.instances import StartupError
 
 log = logging.getLogger("fastvrrp")
 DEFAULT_CONTROL = "/run/fastvrrp.sock"
+DEFAULT_MAX_NOTIFY_SCRIPTS = 32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +31,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="unix socket answering `fastvrrp status` (default: %(default)s; '' for none)")
     p.add_argument("--log", choices=("stderr", "syslog"), default="stderr")
     p.add_argument("-D", "--log-detail", action="store_true", help="debug logging")
+    p.add_argument("--max-notify-scripts", type=_at_least_one, default=DEFAULT_MAX_NOTIFY_SCRIPTS,
+                   metavar="N",
+                   help="run at most N notify scripts at once across all instances and sync "
+                        "groups; each instance's scripts still run one transition at a time, "
+                        "in order (default: %(default)s; keepalived has no such limit)")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
@@ -58,6 +75,7 @@ def sd_notify(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    t_run = time.monotonic()
     _setup_logging(args)
     log.info("fastvrrp %s starting; %s", __version__,
              ", ".join(f"{k} {v}" for k, v in accel.status().items()))
@@ -69,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         for message in exc.messages:
             log.error("%s", message)
         return 1
+    t_config = time.monotonic()
     for w in config.warnings:
         log.warning("%s", w)
 
@@ -79,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     service = Service(config, loop, control_path=args.control or None,
-                      reload_config=lambda: load(args.file, config_id=args.config_id))
+                      reload_config=lambda: load(args.file, config_id=args.config_id),
+                      max_notify_scripts=args.max_notify_scripts)
+    t_open = time.monotonic()
     try:
         service.open()
     except (StartupError, OSError) as exc:
@@ -108,12 +129,17 @@ def run(args: argparse.Namespace) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     try:
+        t_start = time.monotonic()
         service.start()
         # What start-up allocated lives as long as the daemon: keep it out of the
         # collector's scans so a collection never stalls a deadline.
         gc.freeze()
         sd_notify("READY=1")
-        log.info("running %d instance(s)", len(config.instances))
+        t_ready = time.monotonic()
+        log.info("running %d instance(s); start-up %.0f ms: config %.0f, imports %.0f, "
+                 "set-up %.0f (interfaces, sockets, stale VIPs, machines), start %.0f",
+                 len(config.instances), (t_ready - t_run) * 1000, (t_config - t_run) * 1000,
+                 (t_open - t_config) * 1000, (t_start - t_open) * 1000, (t_ready - t_start) * 1000)
         signum = loop.run_until_complete(stop)
         log.info("%s received: stopped advertising, VIPs removed", signal.Signals(signum).name)
         sd_notify("STOPPING=1")

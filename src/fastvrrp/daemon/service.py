@@ -37,14 +37,18 @@ STOP_NOTIFY_WAIT_S = 5.0  # bounded wait for STOP scripts at shutdown (keepalive
 class Service:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop,
                  control_path: str | None = None,
-                 reload_config: Callable[[], Config] | None = None) -> None:
+                 reload_config: Callable[[], Config] | None = None,
+                 max_notify_scripts: int = 32) -> None:
         self.config = config
         self.loop = loop
         self.reload_config = reload_config
         self.control_path = control_path
         self._control: asyncio.AbstractServer | None = None
         g = config.globals
-        self.notifier = NotifyRunner(loop, users=ScriptUsers(g.script_user, g.script_group))
+        # At most this many notify scripts run at once (a storm of transitions queues
+        # behind them, in order per instance); NotifyRunner refuses less than 1.
+        self.notifier = NotifyRunner(loop, max_concurrency=max_notify_scripts,
+                                     users=ScriptUsers(g.script_user, g.script_group))
         self.fifos: list[NotifyFifo] = []
         self.router = Router(config, notify=self._notify)
         self.tracking: TrackingEngine | None = None
