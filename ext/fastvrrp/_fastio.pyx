@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
 from fastvrrp._fastpath cimport FP_ESCALATE, FastPath, fp_feed_t
 
@@ -232,24 +232,45 @@ cdef class BatchIO:
         return total
 
     def send_outbox(self, FastPath fp not None, socks):
-        """Send every queued steady advert (sendmmsg per send socket), then clear the
+        """Send every queued advert, one sendmmsg per send socket and batch (the
+        outbox is taken socket by socket, each in queue order), then clear the
         outbox. `socks` maps send gid to socket. Returns how many were sent."""
         cdef Py_ssize_t count = fp.c_outbox_count()
-        cdef Py_ssize_t i, start = 0, end
+        cdef Py_ssize_t i, k, start, end, nsorted = 0
         cdef size_t length
         cdef int gid, idx, run_gid, fd, got
         cdef PyObject* dest
         cdef const uint8_t* data
         cdef Py_ssize_t total = 0
+        cdef Py_ssize_t* order
+        cdef uint8_t* taken
         if count == 0:
             return 0
+        order = <Py_ssize_t*>malloc(count * sizeof(Py_ssize_t))
+        taken = <uint8_t*>calloc(count, 1)
         try:
+            if order == NULL or taken == NULL:
+                raise MemoryError()
+            # Stable grouping by socket: instances of several interfaces interleave in
+            # the outbox, and one socket's run is what one sendmmsg can carry.
+            for k in range(count):
+                if taken[k]:
+                    continue
+                fp.c_outbox_packet(k, &length, &run_gid, &idx, &dest)
+                for i in range(k, count):
+                    if not taken[i]:
+                        fp.c_outbox_packet(i, &length, &gid, &idx, &dest)
+                        if gid == run_gid:
+                            taken[i] = 1
+                            order[nsorted] = i
+                            nsorted += 1
+            start = 0
             while start < count:
-                # A run of consecutive packets for the same socket, at most a batch.
+                # A run of packets for the same socket, at most a batch.
                 end = start
                 run_gid = -1
                 while end < count and end - start < self._tx.n:
-                    data = fp.c_outbox_packet(end, &length, &gid, &idx, &dest)
+                    data = fp.c_outbox_packet(order[end], &length, &gid, &idx, &dest)
                     if run_gid == -1:
                         run_gid = gid
                     elif gid != run_gid:
@@ -275,11 +296,13 @@ cdef class BatchIO:
                     if start + got < end:
                         # Partial send: shift the rest to the front of the batch.
                         for i in range(start + got, end):
-                            data = fp.c_outbox_packet(i, &length, &gid, &idx, &dest)
+                            data = fp.c_outbox_packet(order[i], &length, &gid, &idx, &dest)
                             fv_send_set(&self._tx, <unsigned int>(i - start - got), data, length,
                                         PyBytes_AS_STRING(<object>dest),
                                         <size_t>PyBytes_GET_SIZE(<object>dest))
                     start += got
         finally:
+            free(order)
+            free(taken)
             fp.c_outbox_clear()
         return total

@@ -433,7 +433,17 @@ class Router:
                 break
             due, self._due_later = self._due_later, []
             self._run_timers(due)
-        self.timerfd.arm(self.wheel.next_deadline())
+        self._arm_timerfd()
+
+    def _arm_timerfd(self) -> None:
+        """Arm the timerfd for the wheel's next deadline, but only when that is earlier
+        than what it is armed for: a steady backup pushes its deadline later with every
+        advert, and waking once early (nothing due, re-arm) is cheaper than a
+        timerfd_settime per received batch."""
+        armed = self.timerfd.armed_for
+        deadline = self.wheel.next_deadline()
+        if armed is None or (deadline is not None and deadline < armed):
+            self.timerfd.arm(deadline)
 
     def _flush_once(self) -> None:
         out, self._pending = self._pending, []
