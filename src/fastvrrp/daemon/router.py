@@ -15,6 +15,7 @@ machine, and finally the timerfd is re-armed for the wheel's next deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -219,7 +220,8 @@ class Router:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         for key, (sock, *_rest) in self.rx.items():
-            loop.add_reader(sock.fileno(), self._on_readable, key)
+            loop.add_reader(sock.fileno(), self._on_readable, key,
+                            functools.partial(self._escalated_advert, key))
         log.info("fast path: %s; socket I/O: %s", fastpath_mod.IMPLEMENTATION,
                  fastio_mod.IMPLEMENTATION)
         loop.add_reader(self.timerfd.fileno(), self._on_timerfd)
@@ -315,32 +317,37 @@ class Router:
         self.io.send_outbox(self.fp, self.tx_by_gid)
         self._due_later.extend((idx, kind, now) for idx, kind in escalated)
 
-    def _on_readable(self, key: tuple) -> None:
-        sock, _table, by_vrid, family, gid = self.rx[key]
-        now = now_ns()  # for packets without a receive timestamp
-
-        def escalated(esc, arrival: int) -> None:
-            # The advert's arrival (kernel stamp): a priority-0 advert starts
-            # Skew_Time from when it came, not from when it was read.
-            at = self._clock = max(arrival, self._clock)
-            _idx, reason, adv = esc
-            rt = by_vrid.get(adv.vrid) if adv is not None else None
-            if rt is None:
-                return
-            if reason == Reason.ADDR_LIST_MISMATCH:
-                self._count_drop(reason, adv, key)
-            if rt.cfg.is_unicast and not self._unicast_source_ok(rt, adv):
-                return
-            self._input(rt, lambda g, m: g.advert(at, m, adv), lambda m: m.advert(at, adv))
-
+    def _on_readable(self, key: tuple, on_escalation) -> None:
+        """A receive socket is readable: the hot path of a steady backup, entered once
+        per wake-up (C handles every steady advert), so it stays short."""
+        sock, _table, _by_vrid, family, gid = self.rx[key]
         try:
-            self.io.receive(self.fp, gid, sock, family, now, escalated)
+            # now_ns(): for packets without a receive timestamp.
+            self.io.receive(self.fp, gid, sock, family, now_ns(), on_escalation)
         except OSError as exc:
             log.warning("receive on %s failed: %s", key[0], exc)
         for reason, _gid, vrid, src, count in self.fp.take_drop_samples():
             where = f"vrid {vrid} from {ipaddress.ip_address(src)}" if src else "packet"
             log.info("%s on %s: %s (%d dropped since the last report)", reason.name, key[0], where, count)
-        self._flush()
+        if self._pending or self._due_later:
+            self._flush()
+        else:
+            self._arm_timerfd()
+
+    def _escalated_advert(self, key: tuple, esc, arrival: int) -> None:
+        """An advert the fast path handed over, with its arrival time (kernel stamp):
+        a priority-0 advert starts Skew_Time from when it came, not from when it was
+        read; never earlier than an input already handled."""
+        at = self._clock = max(arrival, self._clock)
+        _idx, reason, adv = esc
+        rt = self.rx[key][2].get(adv.vrid) if adv is not None else None
+        if rt is None:
+            return
+        if reason == Reason.ADDR_LIST_MISMATCH:
+            self._count_drop(reason, adv, key)
+        if rt.cfg.is_unicast and not self._unicast_source_ok(rt, adv):
+            return
+        self._input(rt, lambda g, m: g.advert(at, m, adv), lambda m: m.advert(at, adv))
 
     def _unicast_source_ok(self, rt: Runtime, adv) -> bool:
         """A unicast instance accepts only its listed peers, within their TTL bounds.
