@@ -526,6 +526,12 @@ cdef class FastPath:
         self._check(idx)
         return self._e[idx].touched != 0
 
+    def took_over(self, Py_ssize_t idx):
+        """True if the fast path sent idx's takeover advert and the FSM has not been
+        told yet (between expire and sync_back)."""
+        self._check(idx)
+        return (self._e[idx].touched & _TOUCH_TAKEOVER) != 0
+
     def sync_back(self, Py_ssize_t idx, fsm):
         """Report the fast path's re-arms to `fsm` (fsm.fastpath_rearmed). Call before
         the FSM handles any input of this instance; cheap when nothing happened."""

@@ -392,8 +392,10 @@ def test_a_takeover_advert_leaves_with_the_master_down_expiry_and_the_fsm_learns
     assert r.fp.take_outbox() == [(0, bytes(enc.packet()), MCAST4, 1)]
     assert bytes(enc.packet())[2] == 150
     assert r.fp.counters()["takeover_sends"] == 1
-    assert r.fp.mode(1) == MODE_NONE and r.fp.touched(1)
+    assert r.fp.mode(1) == MODE_NONE and r.fp.touched(1) and r.fp.took_over(1)
+    assert not r.fp.took_over(0)
     r.fp.sync_back(1, m)
+    assert not r.fp.took_over(1)
     out = m.timer(down, TimerKind.MASTER_DOWN)
     assert m.state == State.MASTER
     # Everything of a takeover except the advert the fast path already sent.

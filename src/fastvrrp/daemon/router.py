@@ -65,6 +65,7 @@ def now_ns() -> int:
 
 # Python work is done in slices of this many instances, with C's due sends in between.
 PUMP_EVERY = 32
+_MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
 
 class Router:
@@ -287,8 +288,22 @@ class Router:
         escalated = self.fp.expire(now)
         # Due steady adverts (and takeover adverts) go out before anything else.
         self.io.send_outbox(self.fp, self.tx_by_gid)
+        took_over = [self.runtimes[idx] for idx, kind in escalated
+                     if kind == _MASTER_DOWN and self.fp.took_over(idx)]
+        if took_over:
+            self._add_takeover_vips(took_over)
         self._run_timers([(idx, kind, now) for idx, kind in escalated])
         self._flush()
+
+    def _add_takeover_vips(self, rts: list[Runtime]) -> None:
+        """C has sent these instances' first adverts as master, which their state
+        machines promised (takeover_priority), so their VIPs follow at once, as
+        keepalived adds them right after the advert, before the machines run; their
+        AddVips then finds them installed."""
+        for i in range(0, len(rts), PUMP_EVERY):
+            if i:
+                self._send_due()
+            self._change_vips(rts[i:i + PUMP_EVERY], add=True)
 
     def _run_timers(self, due: list[tuple[int, int, int]]) -> None:
         """Escalated timers into their state machines, in order; C's sends are kept on
@@ -473,6 +488,7 @@ class Router:
         for i in range(0, len(removes), PUMP_EVERY):
             self._send_due()
             self._change_vips(removes[i:i + PUMP_EVERY], add=False)
+        adds = [rt for rt in adds if not rt.vips_installed]  # a takeover's are in
         for i in range(0, len(adds), PUMP_EVERY):
             self._send_due()
             self._change_vips(adds[i:i + PUMP_EVERY], add=True)

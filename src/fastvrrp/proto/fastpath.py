@@ -336,6 +336,12 @@ class FastPath:
         self._check(idx)
         return bool(self._touched[idx])
 
+    def took_over(self, idx: int) -> bool:
+        """True if the fast path sent idx's takeover advert and the FSM has not been
+        told yet (between expire and sync_back)."""
+        self._check(idx)
+        return bool(self._touched[idx] & _TOUCH_TAKEOVER)
+
     def sync_back(self, idx: int, fsm) -> bool:
         """Report the fast path's re-arms to `fsm` (fsm.fastpath_rearmed). Call before
         the FSM handles any input of this instance; cheap when nothing happened."""
