@@ -97,6 +97,7 @@ class Router:
         self._clock = 0  # the latest time any input was given to a state machine
         # Timers C found due while Python was busy (_send_due), for the state machines.
         self._due_later: list[tuple[int, int, int]] = []  # (idx, kind, now)
+        self._vip_queue: list[Runtime] = []  # taken over by C, VIPs not yet added
 
     # ------------------------------------------------------------------ set-up
 
@@ -284,26 +285,33 @@ class Router:
 
     def _on_timerfd(self) -> None:
         self.timerfd.consume()
-        now = self._now()
-        escalated = self.fp.expire(now)
-        # Due steady adverts (and takeover adverts) go out before anything else.
-        self.io.send_outbox(self.fp, self.tx_by_gid)
-        took_over = [self.runtimes[idx] for idx, kind in escalated
-                     if kind == _MASTER_DOWN and self.fp.took_over(idx)]
-        if took_over:
-            self._add_takeover_vips(took_over)
-        self._run_timers([(idx, kind, now) for idx, kind in escalated])
+        due = self._expire_and_send(self._now())
+        self._install_takeover_vips()
+        self._run_timers(due)
         self._flush()
 
-    def _add_takeover_vips(self, rts: list[Runtime]) -> None:
+    def _expire_and_send(self, now: int) -> list[tuple[int, int, int]]:
+        """Due timers: C sends the steady and takeover adverts at once; instances it
+        took over queue for their VIPs; the rest is returned for the state machines."""
+        escalated = self.fp.expire(now)
+        self.io.send_outbox(self.fp, self.tx_by_gid)
+        took_over = self.fp.took_over
+        self._vip_queue.extend(self.runtimes[idx] for idx, kind in escalated
+                               if kind == _MASTER_DOWN and took_over(idx))
+        return [(idx, kind, now) for idx, kind in escalated]
+
+    def _install_takeover_vips(self) -> None:
         """C has sent these instances' first adverts as master, which their state
-        machines promised (takeover_priority), so their VIPs follow at once, as
-        keepalived adds them right after the advert, before the machines run; their
-        AddVips then finds them installed."""
-        for i in range(0, len(rts), PUMP_EVERY):
-            if i:
-                self._send_due()
-            self._change_vips(rts[i:i + PUMP_EVERY], add=True)
+        machines promised (takeover_priority), so their VIPs follow right behind, as
+        keepalived adds them right after the advert, before any state machine runs
+        (their AddVips then finds them installed). In slices, with C's sends between;
+        timers found due meanwhile wait in _due_later."""
+        while self._vip_queue:
+            batch = self._vip_queue[:PUMP_EVERY]
+            del self._vip_queue[:PUMP_EVERY]
+            self._change_vips(batch, add=True)
+            if not self._stopping:
+                self._due_later.extend(self._expire_and_send(self._now()))
 
     def _run_timers(self, due: list[tuple[int, int, int]]) -> None:
         """Escalated timers into their state machines, in order; C's sends are kept on
@@ -322,15 +330,14 @@ class Router:
 
     def _send_due(self) -> None:
         """Between slices of Python work: let C send what fell due meanwhile (steady
-        adverts, takeover adverts); the timers that need Python wait in _due_later.
-        Never called while a receive batch is being handled, so no advert read
-        later can be overtaken by the expiry it would have prevented."""
+        adverts, takeover adverts, and right behind those the VIPs); the timers that
+        need Python wait in _due_later. Never called while a receive batch is being
+        handled, so no advert read later can be overtaken by the expiry it would have
+        prevented."""
         if self._stopping:
             return
-        now = self._now()
-        escalated = self.fp.expire(now)
-        self.io.send_outbox(self.fp, self.tx_by_gid)
-        self._due_later.extend((idx, kind, now) for idx, kind in escalated)
+        self._due_later.extend(self._expire_and_send(self._now()))
+        self._install_takeover_vips()
 
     def _on_readable(self, key: tuple, on_escalation) -> None:
         """A receive socket is readable: the hot path of a steady backup, entered once
