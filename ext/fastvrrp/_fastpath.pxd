@@ -39,6 +39,7 @@ cdef struct fp_entry_t:
     uint8_t src[16]
     int64_t adver_ns
     int64_t down_ns
+    int64_t stop_ns         # re-arm on a priority-0 advert (Skew_Time); 0: escalate it
     int64_t adver_deadline  # last re-arms done here, for sync_back
     int64_t down_deadline
     int32_t npkts

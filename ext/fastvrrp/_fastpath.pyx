@@ -223,22 +223,25 @@ cdef class FastPath:
         e.npkts = <int32_t>k
         return 0
 
-    def set_backup(self, Py_ssize_t idx, key, int64_t master_down_interval_ns):
+    def set_backup(self, Py_ssize_t idx, key, int64_t master_down_interval_ns,
+                   int64_t skew_ns=0):
         """BACKUP-steady: a valid advert with (src, priority, interval) == key re-arms
-        MASTER_DOWN at now + master_down_interval_ns."""
+        MASTER_DOWN at now + master_down_interval_ns; with skew_ns > 0, a valid
+        priority-0 advert re-arms it at now + skew_ns (else it escalates)."""
         self._unreported(idx)
         src, prio, interval = key
         src = bytes(src)
         if len(src) not in (4, 16) or not 0 <= prio <= 255 or not 0 <= interval <= 0xFFFF:
             raise ValueError(f"bad backup key {key!r}")
-        if master_down_interval_ns <= 0:
-            raise ValueError("master_down_interval_ns must be > 0")
+        if master_down_interval_ns <= 0 or skew_ns < 0:
+            raise ValueError("master_down_interval_ns must be > 0 and skew_ns >= 0")
         cdef fp_entry_t* e = &self._e[idx]
         e.src_len = <uint8_t>len(src)
         memcpy(e.src, PyBytes_AS_STRING(src), e.src_len)
         e.priority = <uint8_t>prio
         e.interval = <uint16_t>interval
         e.down_ns = master_down_interval_ns
+        e.stop_ns = skew_ns
         e.npkts = 0
         self._refs[idx] = ()
         e.mode = FP_MODE_BACKUP
@@ -282,7 +285,7 @@ cdef class FastPath:
         cdef int32_t idx
         cdef fp_entry_t* e
         cdef size_t alen
-        cdef int64_t deadline
+        cdef int64_t deadline, rearm
         cdef fp_sample_t* s
         res.reason = r
         res.vrid = a.vrid if decoded else -1
@@ -294,9 +297,14 @@ cdef class FastPath:
                 e = &self._e[idx]
                 if r == R_OK and e.mode == FP_MODE_BACKUP:
                     alen = 4 if a.family == 4 else 16
-                    if (e.priority == a.priority and e.interval == a.interval
+                    rearm = 0
+                    if a.priority == 0 and e.stop_ns:
+                        rearm = e.stop_ns  # the master is stopping: Skew_Time
+                    elif (e.priority == a.priority and e.interval == a.interval
                             and e.src_len == alen and memcmp(e.src, a.src, alen) == 0):
-                        deadline = now + e.down_ns
+                        rearm = e.down_ns
+                    if rearm:
+                        deadline = now + rearm
                         self._wheel.c_schedule(idx * self.kinds + FP_TIMER_MASTER_DOWN, deadline)
                         e.down_deadline = deadline
                         e.touched |= _TOUCH_DOWN

@@ -372,6 +372,33 @@ def test_sync_from_fsm_follows_the_machine(impl: Impl) -> None:
     assert enc.priority == 120  # the steady advert carries the effective priority
 
 
+# --- a master stopping (priority 0) -------------------------------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_priority_0_advert_rearms_skew_time_in_c_as_the_fsm_would(impl: Impl) -> None:
+    r = rig(impl)
+    enc = r.encoders[0]
+    in_c, in_python = fsm(150), fsm(150)
+    heard = impl.codec.parse_ipv4(advert4(impl.codec, 1, 200))[1]
+    for m in (in_c, in_python):
+        m.start(0)
+        m.advert(S, heard)
+    assert sync_from_fsm(r.fp, 0, in_c, [(0, enc, MCAST4)]) == MODE_BACKUP
+    r.wheel.schedule(DOWN, in_c.timers[TimerKind.MASTER_DOWN])
+    # From any source, as keepalived's vrrp_state_backup: no escalation, no Python.
+    stop = advert4(impl.codec, 1, 0, src=OTHER)
+    assert r.fp.feed_ipv4(0, stop, 2 * S) is None
+    assert r.fp.mode(0) == MODE_BACKUP
+    in_python.advert(2 * S, impl.codec.parse_ipv4(stop)[1])
+    r.fp.sync_back(0, in_c)
+    assert in_c.timers == in_python.timers
+    assert in_c.timers[TimerKind.MASTER_DOWN] == 2 * S + in_c.skew_time
+    assert (in_c.counters.advert, in_python.counters.advert) == (1, 2)
+    # Without the skew (set_backup's default) it escalates, as before.
+    r.fp.set_backup(0, in_c.backup_steady_key(), in_c.master_down_interval)
+    assert r.fp.feed_ipv4(0, stop, 3 * S) is not None
+
+
 # --- takeover ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -440,7 +467,7 @@ op = st.one_of(
     st.tuples(st.just("master"), st.integers(0, 3), st.sampled_from((S, 3 * S // 2)),
               st.sampled_from((100, 200)), st.integers(0, 2 * S)),
     st.tuples(st.just("backup"), st.integers(0, 3), st.sampled_from(KEYS),
-              st.integers(0, 4 * S)),
+              st.integers(0, 4 * S), st.sampled_from((0, 600 * MS))),
     st.tuples(st.just("clear"), st.integers(0, 3)),
     st.tuples(st.just("takeover"), st.integers(0, 3), st.sampled_from((100, 254))),
     st.tuples(st.just("arm"), st.integers(0, 3), st.sampled_from([ADVER, DOWN, 2]),
@@ -480,7 +507,7 @@ def _step(r: Rig, now: int, operation: tuple, rec: list[Recorder]) -> object:
             r.fp.set_master(idx, args[1], [(0, r.encoders[idx], MCAST4)])
         elif kind == "backup":
             r.wheel.schedule(idx * KINDS + DOWN, now + args[2])
-            r.fp.set_backup(idx, args[1], 3 * S + args[1][1] * MS)
+            r.fp.set_backup(idx, args[1], 3 * S + args[1][1] * MS, args[3])
         else:
             r.fp.clear(idx)
     elif kind == "takeover":

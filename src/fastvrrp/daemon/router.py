@@ -279,7 +279,10 @@ class Router:
             if self._stopping:
                 self.fp.clear(rt.idx)
                 continue
-            mode = sync_from_fsm(self.fp, rt.idx, rt.fsm, rt.fast_packets)
+            # Unicast: a priority-0 advert must come from a listed peer (checked in
+            # Python), so only multicast instances let C take it.
+            mode = sync_from_fsm(self.fp, rt.idx, rt.fsm, rt.fast_packets,
+                                 stop_in_c=not rt.cfg.is_unicast)
             if mode == fastpath_mod.MODE_BACKUP and not rt.fast_backup:
                 self.fp.clear(rt.idx)
 

@@ -7,7 +7,9 @@ exactly the two steady-state events of fsm.py's fast-path contract:
 * MASTER: its ADVER timer falls due -> queue its pre-encoded advertisement(s) in the
   outbox and re-arm ADVER at now + adver_interval (as fsm `_master_tx` does);
 * BACKUP: a valid advert whose (src, priority, interval) equals the instance's
-  backup_steady_key() -> re-arm MASTER_DOWN at now + master_down_interval.
+  backup_steady_key() -> re-arm MASTER_DOWN at now + master_down_interval; and a
+  valid priority-0 advert (a master stopping, from any source) -> re-arm MASTER_DOWN
+  at now + skew_time, when set_backup was given the skew (fsm.py's contract).
 
 and one half-step of a takeover: an instance given takeover packets (set_takeover,
 while the FSM's takeover_priority() promises them) queues them the moment its
@@ -103,7 +105,7 @@ class FastPath:
     """FastPath(wheel, kinds): see the module docstring."""
 
     __slots__ = ("_wheel", "_kinds", "_n", "_mode", "_touched", "_key", "_adver_ns",
-                 "_down_ns", "_adver_deadline", "_down_deadline", "_packets", "_groups",
+                 "_down_ns", "_stop_ns", "_adver_deadline", "_down_deadline", "_packets", "_groups",
                  "_outbox", "_steady_sends", "_steady_rearms", "_packets_queued", "_takeovers",
                  "_esc_timers", "_esc_adverts", "_drops", "_samples")
 
@@ -118,6 +120,7 @@ class FastPath:
         self._key: list[tuple[bytes, int, int] | None] = []
         self._adver_ns: list[int] = []
         self._down_ns: list[int] = []
+        self._stop_ns: list[int] = []
         self._adver_deadline: list[int] = []
         self._down_deadline: list[int] = []
         self._packets: list[tuple[tuple[int, object, object], ...]] = []
@@ -150,7 +153,7 @@ class FastPath:
         grow = n - self._n
         self._wheel.reserve(n * self._kinds)
         for lst, fill in ((self._mode, MODE_NONE), (self._touched, 0), (self._key, None),
-                          (self._adver_ns, 0), (self._down_ns, 0),
+                          (self._adver_ns, 0), (self._down_ns, 0), (self._stop_ns, 0),
                           (self._adver_deadline, 0), (self._down_deadline, 0),
                           (self._packets, ())):
             lst.extend([fill] * grow)
@@ -203,18 +206,20 @@ class FastPath:
         self._mode[idx] = MODE_MASTER
 
     def set_backup(self, idx: int, key: tuple[bytes, int, int],
-                   master_down_interval_ns: int) -> None:
+                   master_down_interval_ns: int, skew_ns: int = 0) -> None:
         """BACKUP-steady: a valid advert with (src, priority, interval) == key re-arms
-        MASTER_DOWN at now + master_down_interval_ns."""
+        MASTER_DOWN at now + master_down_interval_ns; with skew_ns > 0, a valid
+        priority-0 advert re-arms it at now + skew_ns (else it escalates)."""
         self._unreported(idx)
         src, prio, interval = key
         src = bytes(src)
         if len(src) not in (4, 16) or not 0 <= prio <= 255 or not 0 <= interval <= 0xFFFF:
             raise ValueError(f"bad backup key {key!r}")
-        if master_down_interval_ns <= 0:
-            raise ValueError("master_down_interval_ns must be > 0")
+        if master_down_interval_ns <= 0 or skew_ns < 0:
+            raise ValueError("master_down_interval_ns must be > 0 and skew_ns >= 0")
         self._key[idx] = (src, int(prio), int(interval))
         self._down_ns[idx] = master_down_interval_ns
+        self._stop_ns[idx] = skew_ns
         self._packets[idx] = ()
         self._mode[idx] = MODE_BACKUP
 
@@ -273,9 +278,14 @@ class FastPath:
     def _received(self, gid: int, g: _Group, reason: int, adv, now: int) -> Escalation | None:
         if reason == _OK or reason == _ADDR_LIST_MISMATCH:
             idx = g.idx_of[adv.vrid]
-            if (reason == _OK and idx >= 0 and self._mode[idx] == MODE_BACKUP
-                    and self._key[idx] == (adv.src, adv.priority, adv.interval)):
-                deadline = now + self._down_ns[idx]
+            rearm = 0
+            if reason == _OK and idx >= 0 and self._mode[idx] == MODE_BACKUP:
+                if adv.priority == 0 and self._stop_ns[idx]:
+                    rearm = self._stop_ns[idx]  # the master is stopping: Skew_Time
+                elif self._key[idx] == (adv.src, adv.priority, adv.interval):
+                    rearm = self._down_ns[idx]
+            if rearm:
+                deadline = now + rearm
                 self._wheel.schedule(idx * self._kinds + _DOWN, deadline)
                 self._down_deadline[idx] = deadline
                 self._touched[idx] |= _TOUCH_DOWN
@@ -379,7 +389,8 @@ class FastPath:
         return out
 
 
-def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object]]) -> int:
+def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object]], *,
+                  stop_in_c: bool = True) -> int:
     """Put instance idx's fast-path entry in the state its FSM allows; returns the mode.
 
     `packets` are the master's (send gid, AdvertEncoder or bytes, destination); every
@@ -387,6 +398,8 @@ def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object
     changed), since a steady master advertises exactly fsm.priority. A machine that
     is not a steady master gets them as its takeover packets whenever its
     takeover_priority() says what its first advert as a master will be.
+    `stop_in_c=False` leaves priority-0 adverts to the caller (one that must check
+    their source first, e.g. unicast peers).
     """
     if fsm.master_steady:
         packets = tuple(packets)
@@ -398,7 +411,7 @@ def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object
         return MODE_MASTER
     key = fsm.backup_steady_key()
     if key is not None:
-        fp.set_backup(idx, key, fsm.master_down_interval)
+        fp.set_backup(idx, key, fsm.master_down_interval, fsm.skew_time if stop_in_c else 0)
         mode = MODE_BACKUP
     else:
         fp.clear(idx)

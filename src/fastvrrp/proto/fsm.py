@@ -11,7 +11,9 @@ Fast-path contract: the steady state is
   MASTER  timer(ADVER)  -> [SendAdvert(priority), ArmTimer(ADVER, now + adver_interval)]
           whenever `master_steady` is true;
   BACKUP  advert (src, priority, interval) == backup_steady_key()
-          -> [ArmTimer(MASTER_DOWN, now + master_down_interval)], nothing else changes.
+          -> [ArmTimer(MASTER_DOWN, now + master_down_interval)], nothing else changes;
+          while backup_steady_key() is not None, an advert of priority 0 (any source)
+          -> [ArmTimer(MASTER_DOWN, now + skew_time)], nothing else changes.
 A fast path may handle exactly those without calling in here; it must then report its
 last re-arm with `fastpath_rearmed()` before the next input that it does hand over.
 
