@@ -400,6 +400,20 @@ def test_no_takeover_priority_where_the_first_advert_is_not_certain() -> None:
         a.fastpath_sent_takeover()
 
 
+def test_an_expiry_overtaken_by_a_re_arm_is_stale() -> None:
+    # The wheel fired MASTER_DOWN, but an advert read before the expiry reached the
+    # machine re-armed it: the late expiry must not make the backup take over.
+    m = mk()
+    m.start(0)
+    due = m.timers[MASTER_DOWN]
+    m.advert(due - MS, adv(200))
+    assert m.timers[MASTER_DOWN] > due
+    assert m.timer(due, MASTER_DOWN) == []
+    assert m.state == State.BACKUP and m.counters.stale_timer == 1
+    assert MASTER_DOWN in m.timers  # still armed for the new deadline
+    assert m.timer(m.timers[MASTER_DOWN], MASTER_DOWN)[0] == SendAdvert(100)
+
+
 def test_a_takeover_report_followed_by_another_timer_is_refused() -> None:
     m = mk()
     m.start(0)

@@ -96,8 +96,11 @@ class Router:
         self._stopping = False
         self._clock = 0  # the latest time any input was given to a state machine
         # Timers C found due while Python was busy (_send_due), for the state machines.
-        self._due_later: list[tuple[int, int, int]] = []  # (idx, kind, now)
+        # Inputs C handed over while Python was busy (_send_due), in the order it saw
+        # them: timers (idx, kind, now) and adverts (key, escalation, arrival, None).
+        self._due_later: list[tuple] = []
         self._vip_queue: list[Runtime] = []  # taken over by C, VIPs not yet added
+        self._defer: dict[tuple, Callable] = {}  # receive key -> _defer_advert for it
 
     # ------------------------------------------------------------------ set-up
 
@@ -224,6 +227,7 @@ class Router:
         for key, (sock, *_rest) in self.rx.items():
             loop.add_reader(sock.fileno(), self._on_readable, key,
                             functools.partial(self._escalated_advert, key))
+            self._defer[key] = functools.partial(self._defer_advert, key)
         log.info("fast path: %s; socket I/O: %s", fastpath_mod.IMPLEMENTATION,
                  fastio_mod.IMPLEMENTATION)
         loop.add_reader(self.timerfd.fileno(), self._on_timerfd)
@@ -316,15 +320,21 @@ class Router:
             if not self._stopping:
                 self._due_later.extend(self._expire_and_send(self._now()))
 
-    def _run_timers(self, due: list[tuple[int, int, int]]) -> None:
-        """Escalated timers into their state machines, in order; C's sends are kept on
-        time meanwhile (a mass takeover is a long run of Python)."""
+    def _run_timers(self, due: list[tuple]) -> None:
+        """Escalated timers (and adverts read by a pump) into their state machines, in
+        the order C handed them over; C's sends are kept on time meanwhile (a mass
+        takeover is a long run of Python)."""
         i = 0
         while i < len(due):
-            idx, kind, now = due[i]
-            rt = self.runtimes[idx]
-            kind = TimerKind(kind)
-            self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind))
+            item = due[i]
+            if len(item) == 4:
+                key, esc, arrival, _ = item
+                self._escalated_advert(key, esc, arrival)
+            else:
+                idx, kind, now = item
+                rt = self.runtimes[idx]
+                kind = TimerKind(kind)
+                self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind))
             i += 1
             if i % PUMP_EVERY == 0:
                 self._send_due()
@@ -332,13 +342,18 @@ class Router:
                 self._due_later = []
 
     def _send_due(self) -> None:
-        """Between slices of Python work: let C send what fell due meanwhile (steady
-        adverts, takeover adverts, and right behind those the VIPs); the timers that
-        need Python wait in _due_later. Never called while a receive batch is being
-        handled, so no advert read later can be overtaken by the expiry it would have
-        prevented."""
+        """Between slices of Python work: C reads the sockets (steady adverts and a
+        stopping master's priority 0 re-arm there; others wait in _due_later) and
+        sends what fell due meanwhile (steady adverts, takeover adverts, and right
+        behind those the VIPs); timers that need Python wait in _due_later too, after
+        the adverts read first. Never called while a receive batch is being handled."""
         if self._stopping:
             return
+        for key, (sock, _table, _by_vrid, family, gid) in self.rx.items():
+            try:
+                self.io.receive(self.fp, gid, sock, family, now_ns(), self._defer[key])
+            except OSError as exc:
+                log.warning("receive on %s failed: %s", key[0], exc)
         self._due_later.extend(self._expire_and_send(self._now()))
         self._install_takeover_vips()
 
@@ -358,6 +373,9 @@ class Router:
             self._flush()
         else:
             self._arm_timerfd()
+
+    def _defer_advert(self, key: tuple, esc, arrival: int) -> None:
+        self._due_later.append((key, esc, arrival, None))
 
     def _escalated_advert(self, key: tuple, esc, arrival: int) -> None:
         """An advert the fast path handed over, with its arrival time (kernel stamp):

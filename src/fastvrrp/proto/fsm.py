@@ -398,9 +398,13 @@ class InstanceFsm:
             # Only MASTER_DOWN may follow a takeover report (the fast path escalates
             # the expiry it sent for); anything else means the two disagree.
             raise RuntimeError(f"{self.name}: timer({kind.name}) after a fast-path takeover")
-        if self._timers.pop(kind, None) is None:
+        deadline = self._timers.get(kind)
+        if deadline is None or (deadline > now and not sent):
+            # Not armed, or re-armed since it fell due (an input handled between the
+            # expiry and this call, e.g. an advert read while Python was busy).
             self._counters.stale_timer += 1
             return []
+        del self._timers[kind]
         if self._start_delay_end is not None and now >= self._start_delay_end:
             self._start_delay_end = None
         state = self._state
