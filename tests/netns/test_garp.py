@@ -65,16 +65,28 @@ def _paced(vips: list[str], garp_interval: float, gna_interval: float) -> int:
     return asyncio.run(run())
 
 
-def _captured(lab: Lab, observer: Node, tmp_path: Path, send: Callable[[], object]) -> list[Ether]:
-    """Frames of the capture filter seen by `observer` while `send` runs."""
+def _captured(lab: Lab, observer: Node, tmp_path: Path, send: Callable[[], object],
+              expect: int = 1) -> list[Ether]:
+    """Frames of the capture filter seen by `observer` while `send` runs (waiting, on a
+    busy machine, until at least `expect` frames are written, or 5 s)."""
     pcap = tmp_path / "garp.pcap"
     cap = lab.capture(observer, "eth0", CAPTURE_FILTER, pcap)
     send()
     # Frames cross a veth/bridge LAN in microseconds; tcpdump -U writes each at once.
     netlab.wait_until(lambda: pcap.stat().st_size > 24, 5, what="frames in the capture")
-    time.sleep(0.2)  # the rest of a burst
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _count(pcap) < expect:
+        time.sleep(0.05)
+    time.sleep(0.2)  # anything beyond what was expected shows too
     cap.stop()
     return list(rdpcap(str(pcap)))
+
+
+def _count(pcap: Path) -> int:
+    try:
+        return len(rdpcap(str(pcap)))
+    except Exception:  # a record still being written
+        return 0
 
 
 def _neigh_mac(node: Node, ip: str) -> str | None:
@@ -96,7 +108,7 @@ def test_observer_sees_repeat_frames_per_vip_with_keepalived_fields(lab: Lab,
         nonlocal sent
         sent = a.call(_burst, v4 + v6, 3)
 
-    frames = _captured(lab, obs, tmp_path, send)
+    frames = _captured(lab, obs, tmp_path, send, expect=3 * (len(v4) + len(v6)))
     assert sent == 3 * (len(v4) + len(v6))
     arps = [f for f in frames if ARP in f and f.src == mac]
     nas = [f for f in frames if ICMPv6ND_NA in f and f.src == mac]
