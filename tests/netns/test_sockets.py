@@ -130,16 +130,20 @@ def test_ipv6_multicast(lab, tmp_path):
 
 # --- the fast path re-arms from the advert's arrival, not from when it was read -------
 
-def _rearm_after_late_read(io_impl: str, family, ready: str, late_s: float):
+def _modules(io_impl: str):
+    """(fast path, wheel, codec, socket I/O): the compiled modules or their twins."""
     import importlib
 
+    names = (("_fastpath", "proto.fastpath"), ("_wheel", "proto.wheel"), ("_wire", "proto.packet"),
+             ("_fastio", "net.io"))
+    return tuple(importlib.import_module("fastvrrp." + (c if io_impl == "compiled" else t))
+                 for c, t in names)
+
+
+def _rearm_after_late_read(io_impl: str, family, ready: str, late_s: float):
     from fastvrrp.proto.actions import TimerKind
 
-    compiled = io_impl == "compiled"
-    fp_mod = importlib.import_module("fastvrrp._fastpath" if compiled else "fastvrrp.proto.fastpath")
-    wheel_mod = importlib.import_module("fastvrrp._wheel" if compiled else "fastvrrp.proto.wheel")
-    codec = importlib.import_module("fastvrrp._wire" if compiled else "fastvrrp.proto.packet")
-    io_mod = importlib.import_module("fastvrrp._fastio" if compiled else "fastvrrp.net.io")
+    fp_mod, wheel_mod, codec, io_mod = _modules(io_impl)
     kinds = len(TimerKind)
     ifindex = socket.if_nametoindex("eth0")
     sock = sockets.open_receive_socket(family, "eth0", ifindex)
@@ -215,16 +219,10 @@ def test_a_steady_backup_rearms_from_the_adverts_arrival_time(lab, tmp_path, io_
 
 
 def _send_interleaved_outbox(io_impl: str, n: int):
-    import importlib
-
     from fastvrrp.net.io import pack_sockaddr
     from fastvrrp.proto.actions import TimerKind
 
-    compiled = io_impl == "compiled"
-    fp_mod = importlib.import_module("fastvrrp._fastpath" if compiled else "fastvrrp.proto.fastpath")
-    wheel_mod = importlib.import_module("fastvrrp._wheel" if compiled else "fastvrrp.proto.wheel")
-    codec = importlib.import_module("fastvrrp._wire" if compiled else "fastvrrp.proto.packet")
-    io_mod = importlib.import_module("fastvrrp._fastio" if compiled else "fastvrrp.net.io")
+    fp_mod, wheel_mod, codec, io_mod = _modules(io_impl)
     kinds = len(TimerKind)
     ifindex = socket.if_nametoindex("eth0")
     socks = {g: sockets.open_send_socket(socket.AF_INET, "eth0", ifindex, multicast=True)
