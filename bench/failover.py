@@ -239,6 +239,19 @@ class PortSwitch:
         self.sock.close()
 
 
+def pair_nodes(lab: netlab.Lab, layout: Layout) -> tuple[netlab.Node, netlab.Node, netlab.Node]:
+    """The master `m`, the backup `b` and the observer `obs`, each with one interface
+    on every segment of `layout` (the routers addressed as layout.router_addr says)."""
+    m = lab.node("m", [f"{layout.router_addr('m', 0)}/24"], segment="s0")
+    b = lab.node("b", [f"{layout.router_addr('b', 0)}/24"], segment="s0")
+    obs = lab.node("obs", [], segment="s0")
+    for s in range(1, layout.segments):
+        m.add_link(layout.ifname(s), segment=f"s{s}", addrs=[f"{layout.router_addr('m', s)}/24"])
+        b.add_link(layout.ifname(s), segment=f"s{s}", addrs=[f"{layout.router_addr('b', s)}/24"])
+        obs.add_link(layout.ifname(s), segment=f"s{s}")
+    return m, b, obs
+
+
 def vips_on(node: netlab.Node, vipset: set[tuple[str, str]]) -> int:
     """How many of (ifname, address) are configured on `node`."""
     out = json.loads(node.run(["ip", "-j", "addr", "show"]).stdout)
@@ -395,14 +408,7 @@ class Bench:
     def __init__(self, layout: Layout, args: argparse.Namespace, lab: netlab.Lab, tmp: Path) -> None:
         self.L, self.args, self.lab, self.tmp = layout, args, lab, tmp
         segs = range(layout.segments)
-        self.m = lab.node("m", [f"{layout.router_addr('m', 0)}/24"], segment="s0")
-        self.b = lab.node("b", [f"{layout.router_addr('b', 0)}/24"], segment="s0")
-        self.obs = lab.node("obs", [], segment="s0")
-        for s in segs:
-            if s:
-                self.m.add_link(layout.ifname(s), segment=f"s{s}", addrs=[f"{layout.router_addr('m', s)}/24"])
-                self.b.add_link(layout.ifname(s), segment=f"s{s}", addrs=[f"{layout.router_addr('b', s)}/24"])
-                self.obs.add_link(layout.ifname(s), segment=f"s{s}")
+        self.m, self.b, self.obs = pair_nodes(lab, layout)
         self.vips = [(layout.ifname(s), vip) for s, _v, vip in layout.instances]
         self.vipset = set(self.vips)
         ports = [self.m.link(layout.ifname(s)).port for s in segs]

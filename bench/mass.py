@@ -66,7 +66,7 @@ from pathlib import Path
 
 # bench/ is sys.path[0]; importing failover also puts tests/ and src/ on the path.
 from failover import (BACKUP_PRIO, MASTER_PRIO, MS, RESULTS, ROOT, AddrMonitor, Layout, clock_check,
-                      flush_vips, master_down_ns, quantile, skew_ns)
+                      flush_vips, master_down_ns, pair_nodes, quantile, skew_ns)
 from fastvrrp import netlab
 from pcaputil import vrrp_adverts
 
@@ -263,13 +263,7 @@ class Mass:
         self.lab, self.tmp, self.args = lab, tmp, args
         big = Layout(max_n, 3, args.advert_int)
         self.segments = big.segments
-        self.m = lab.node("m", [f"{big.router_addr('m', 0)}/24"], segment="s0")
-        self.b = lab.node("b", [f"{big.router_addr('b', 0)}/24"], segment="s0")
-        self.obs = lab.node("obs", [], segment="s0")
-        for s in range(1, self.segments):
-            self.m.add_link(big.ifname(s), segment=f"s{s}", addrs=[f"{big.router_addr('m', s)}/24"])
-            self.b.add_link(big.ifname(s), segment=f"s{s}", addrs=[f"{big.router_addr('b', s)}/24"])
-            self.obs.add_link(big.ifname(s), segment=f"s{s}")
+        self.m, self.b, self.obs = pair_nodes(lab, big)
         self.clock = clock_check(lab, self.b, self.obs, tmp)
         self.mon_m = AddrMonitor(self.m, tmp / "m-addr.txt")
         self.mon_b = AddrMonitor(self.b, tmp / "b-addr.txt")

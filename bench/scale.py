@@ -478,13 +478,7 @@ class ScaleLab:
         self.lab, self.n, self.tmp, self.args, self.floor_exe = lab, n, tmp, args, floor_exe
         probe = Layout(n, VERSION, "1")
         self.segments = probe.segments
-        self.m = lab.node("m", [f"{probe.router_addr('m', 0)}/24"], segment="s0")
-        self.b = lab.node("b", [f"{probe.router_addr('b', 0)}/24"], segment="s0")
-        self.obs = lab.node("obs", [], segment="s0")
-        for s in range(1, self.segments):
-            self.m.add_link(probe.ifname(s), segment=f"s{s}", addrs=[f"{probe.router_addr('m', s)}/24"])
-            self.b.add_link(probe.ifname(s), segment=f"s{s}", addrs=[f"{probe.router_addr('b', s)}/24"])
-            self.obs.add_link(probe.ifname(s), segment=f"s{s}")
+        self.m, self.b, self.obs = failover.pair_nodes(lab, probe)
         self.vips = [(probe.ifname(s), vip) for s, _v, vip in probe.instances]
         self.vipset = set(self.vips)
         self.mproc, self.bproc = NetProc(self.m), NetProc(self.b)
