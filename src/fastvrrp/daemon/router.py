@@ -68,6 +68,20 @@ PUMP_EVERY = 32
 _MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
 
+def net_vip_changes(actions: Iterable[tuple[Runtime, A.Action]]) -> tuple[list[Runtime], list[Runtime]]:
+    """(remove, add): the instances whose VIPs a batch of AddVips/RemoveVips leaves
+    removed or added. Per instance the last action wins: one that went master and
+    back within a batch (a takeover overtaken by a better master's advert) ends with
+    its VIPs removed, whatever order the batch's phases run in."""
+    last: dict[int, tuple[Runtime, bool]] = {}
+    for rt, action in actions:
+        last.pop(id(rt), None)  # re-inserted: the batch's order is the last action's
+        last[id(rt)] = (rt, isinstance(action, A.AddVips))
+    removes = [rt for rt, add in last.values() if not add]
+    adds = [rt for rt, add in last.values() if add]
+    return removes, adds
+
+
 class Router:
     """All instances of one config, on one host (one network namespace)."""
 
@@ -499,18 +513,18 @@ class Router:
         out, self._pending = self._pending, []
         if not out:
             return
-        adds, removes, garps, later = [], [], [], []
+        garps, later = [], []
+        vip_actions = []
         for who, action in out:
             if isinstance(action, A.SendAdvert):  # queued by start() for carried masters
                 self._send_advert(who, action.priority)
-            elif isinstance(action, A.AddVips):
-                adds.append(who)
-            elif isinstance(action, A.RemoveVips):
-                removes.append(who)
+            elif isinstance(action, (A.AddVips, A.RemoveVips)):
+                vip_actions.append((who, action))
             elif isinstance(action, A.SendGarp):
                 garps.append((who, action.repeat))
             else:
                 later.append((who, action))
+        removes, adds = net_vip_changes(vip_actions)
         # Slices with C's sends in between: a thousand takeovers never hold up an
         # advert for longer than one slice.
         for i in range(0, len(removes), PUMP_EVERY):
