@@ -38,6 +38,7 @@ cdef struct fp_entry_t:
     uint16_t interval
     uint8_t src[16]
     int64_t adver_ns
+    int64_t phase_ns        # ADVER on this grid (mod adver_ns); -1: now + adver_ns
     int64_t down_ns
     int64_t stop_ns         # re-arm on a priority-0 advert (Skew_Time); 0: escalate it
     int64_t adver_deadline  # last re-arms done here, for sync_back

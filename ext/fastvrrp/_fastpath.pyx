@@ -176,14 +176,20 @@ cdef class FastPath:
                                "FSM; call sync_back(idx, fsm) before its input")
         return 0
 
-    def set_master(self, Py_ssize_t idx, int64_t adver_interval_ns, packets):
+    def set_master(self, Py_ssize_t idx, int64_t adver_interval_ns, packets,
+                   int64_t adver_phase_ns=-1):
         """MASTER-steady: on ADVER, queue `packets` ((send gid, AdvertEncoder or bytes,
-        destination) each) and re-arm ADVER at now + adver_interval_ns."""
+        destination) each) and re-arm ADVER at now + adver_interval_ns, or with
+        adver_phase_ns >= 0 at the last instant up to then on that phase grid
+        (fsm.next_adver)."""
         self._unreported(idx)
         if adver_interval_ns <= 0:
             raise ValueError("adver_interval_ns must be > 0")
+        if not -1 <= adver_phase_ns < adver_interval_ns:
+            raise ValueError("adver_phase_ns must be -1 or in [0, adver_interval_ns)")
         self._store_packets(idx, packets)
         self._e[idx].adver_ns = adver_interval_ns
+        self._e[idx].phase_ns = adver_phase_ns
         self._e[idx].mode = FP_MODE_MASTER
 
     def set_takeover(self, Py_ssize_t idx, packets):
@@ -416,7 +422,10 @@ cdef class FastPath:
                 kind = tid - idx * self.kinds
                 e = &self._e[idx]
                 if kind == FP_TIMER_ADVER and e.mode == FP_MODE_MASTER:
-                    deadline = now + e.adver_ns   # fsm._master_tx: now, not the deadline
+                    # fsm._master_tx: from now, not from the deadline (fsm.next_adver)
+                    deadline = now + e.adver_ns
+                    if e.phase_ns >= 0:
+                        deadline -= (deadline - e.phase_ns) % e.adver_ns
                     self._wheel.c_schedule(tid, deadline)
                     e.adver_deadline = deadline
                     e.touched |= _TOUCH_ADVER

@@ -34,6 +34,7 @@ def scenarios(draw) -> dict:
         "preempt_delay_ns": st.integers(0, 5 * S),
         "garp_master_refresh_ns": st.sampled_from([0, 7 * S]),
         "lower_prio_no_advert": st.booleans(),
+        "adver_phase_ns": st.integers(0, 499 * MS),  # < every interval drawn below
     })) for r in range(k)}
     groups = ({0: {"G1": ["VI_1", "VI_2"]}, 1: {"G1": ["VI_1", "VI_2"]}}
               if n >= 2 and draw(st.booleans()) else {})

@@ -8,7 +8,9 @@ import pytest
 
 from fastvrrp.config import parse_text
 from fastvrrp.daemon.instances import (
+    ADVERTS_PER_PHASE,
     StartupError,
+    advert_phases,
     accepted_checksum_forms,
     advertised_addresses,
     expect_kwargs,
@@ -87,3 +89,33 @@ def test_expectations_and_params():
 def test_excluded_vips_are_not_advertised():
     _, i = inst("virtual_ipaddress_excluded {\n 192.0.2.200/24\n }")
     assert advertised_addresses(i) == ipaddress.ip_address("192.0.2.100").packed
+
+
+def test_advert_phases_spread_each_interval_evenly_neighbours_on_an_interface_together():
+    def conf(n: int, ifaces: int, advert_int: str, ifname: str = "eth") -> str:
+        return "".join(f"""
+vrrp_instance VI_{advert_int}_{i} {{
+  interface {ifname}{i % ifaces}
+  virtual_router_id {i % 255 + 1}
+  advert_int {advert_int}
+  virtual_ipaddress {{
+    192.0.2.{i % 250 + 1}/32
+  }}
+}}""" for i in range(n))
+    config = parse_text("global_defs {\n  vrrp_version 3\n}\n" + conf(1000, 4, "0.1")
+                        + conf(3, 1, "1", "one") + conf(1, 1, "2", "two"), "t.conf")
+    phases = advert_phases(config.instances)
+    assert phases == advert_phases(config.instances)  # the same config, the same phases
+    fast = phases[:1000]
+    per_phase = {p: [i for i, q in enumerate(fast) if q == p] for p in set(fast)}
+    # As few wake-ups as allowed: 250 per interface need 16 phases each.
+    assert len(per_phase) == 4 * -(-250 // ADVERTS_PER_PHASE)
+    assert max(len(v) for v in per_phase.values()) <= ADVERTS_PER_PHASE
+    assert min(len(v) for v in per_phase.values()) >= ADVERTS_PER_PHASE - 1
+    gaps = [b - a for a, b in zip(sorted(per_phase), sorted(per_phase)[1:])]
+    assert all(0 <= p < 100_000_000 for p in fast)
+    assert set(gaps) <= {100_000_000 // len(per_phase), 100_000_000 // len(per_phase) + 1}
+    # A phase's adverts share an interface, so they leave in one sendmmsg.
+    assert all(len({i % 4 for i in v}) == 1 for v in per_phase.values())
+    # Three instances of 1 s and one of 2 s are few: one phase each interval.
+    assert phases[1000:] == [0, 0, 0, 0]

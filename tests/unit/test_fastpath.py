@@ -18,7 +18,7 @@ import fastvrrp.proto.packet as twin_codec
 import fastvrrp.proto.wheel as twin_wheel
 from fastvrrp.proto.actions import State, TimerKind
 from fastvrrp.proto.fastpath import MODE_BACKUP, MODE_MASTER, MODE_NONE, sync_from_fsm
-from fastvrrp.proto.fsm import InstanceFsm, InstanceParams
+from fastvrrp.proto.fsm import InstanceFsm, InstanceParams, next_adver
 from fastvrrp.proto.packet import Reason
 from wire_impls import ipv4_datagram
 
@@ -251,6 +251,25 @@ def test_a_steady_master_sends_its_encoded_advert_and_rearms_from_now(impl: Impl
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_a_steady_master_on_a_phase_grid_keeps_its_phase_however_late_it_wakes(
+        impl: Impl) -> None:
+    r = rig(impl)
+    interval, phase = 100 * MS, 30 * MS
+    r.wheel.schedule(2 * KINDS + ADVER, phase)
+    r.fp.set_master(2, interval, [(0, r.encoders[2], MCAST4)], phase)
+    deadline = phase
+    for late in (0, 3 * MS, 99 * MS, 1, 250 * MS, 40 * MS):
+        now = deadline + late
+        assert r.fp.expire(now) == []
+        got = r.wheel.deadline(2 * KINDS + ADVER)
+        assert got == next_adver(now, interval, phase)  # what the state machine arms
+        # On the grid, never later than now + interval, never at or before now.
+        assert got % interval == phase and now < got <= now + interval, (late, got)
+        deadline = got
+    assert len(r.fp.take_outbox()) == 6
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_a_priority_change_is_re_encoded_by_the_encoder_not_the_fast_path(impl: Impl) -> None:
     r = rig(impl)
     enc = r.encoders[0]
@@ -332,6 +351,9 @@ def test_bad_arguments_are_refused(impl: Impl) -> None:
         r.fp.set_master(0, 0, [])
     with pytest.raises(TypeError):
         r.fp.set_master(0, S, [(0, 12345, MCAST4)])
+    for phase in (-2, S, S + 1):
+        with pytest.raises(ValueError):
+            r.fp.set_master(0, S, [], phase)
     with pytest.raises(ValueError):
         impl.fp.FastPath(r.wheel, 1)
 
@@ -465,7 +487,8 @@ HOW = st.sampled_from(["ok"] * 4 + ["checksum", "ttl", "addresses", "v2"])
 op = st.one_of(
     st.tuples(st.just("feed"), st.sampled_from((*VRIDS, 5, 6)), st.sampled_from(KEYS), HOW),
     st.tuples(st.just("master"), st.integers(0, 3), st.sampled_from((S, 3 * S // 2)),
-              st.sampled_from((100, 200)), st.integers(0, 2 * S)),
+              st.sampled_from((100, 200)), st.integers(0, 2 * S),
+              st.one_of(st.just(-1), st.integers(0, S - 1))),
     st.tuples(st.just("backup"), st.integers(0, 3), st.sampled_from(KEYS),
               st.integers(0, 4 * S), st.sampled_from((0, 600 * MS))),
     st.tuples(st.just("clear"), st.integers(0, 3)),
@@ -504,7 +527,7 @@ def _step(r: Rig, now: int, operation: tuple, rec: list[Recorder]) -> object:
         if kind == "master":
             r.wheel.schedule(idx * KINDS + ADVER, now + args[3])
             r.encoders[idx].priority = args[2]
-            r.fp.set_master(idx, args[1], [(0, r.encoders[idx], MCAST4)])
+            r.fp.set_master(idx, args[1], [(0, r.encoders[idx], MCAST4)], args[4])
         elif kind == "backup":
             r.wheel.schedule(idx * KINDS + DOWN, now + args[2])
             r.fp.set_backup(idx, args[1], 3 * S + args[1][1] * MS, args[3])

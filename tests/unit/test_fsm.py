@@ -276,6 +276,8 @@ def test_effective_priority_of_an_owner_never_changes(weights: list[int]) -> Non
     dict(priority=0),
     dict(initial_state="FAULT"),
     dict(down_timer_adverts=0),
+    dict(adver_phase_ns=S),
+    dict(adver_phase_ns=-1),
 ])
 def test_params_reject_what_keepalived_cannot_run(kw: dict) -> None:
     args = dict(name="VI_1", vrid=51, primary=ip("192.0.2.1"), version=3) | kw
@@ -532,6 +534,36 @@ def test_master_answers_a_lower_priority_advert_at_once() -> None:
         SendAdvert(150), SendGarp(5), ArmTimer(TimerKind.GARP_LOWER_PRIO, t + 5 * S),
         ArmTimer(ADVER, t + S), NotifyMasterRxLowerPri()]
     assert m.timer(t + 5 * S, TimerKind.GARP_LOWER_PRIO) == [SendGarp(5)]
+
+
+@given(phase=st.integers(0, S - 1), start=st.integers(0, 10 * S),
+       lates=st.lists(st.integers(0, 3 * S), min_size=1, max_size=8),
+       answer=st.integers(1, S))
+def test_an_advert_phase_puts_every_adver_on_its_grid_never_later_than_the_rfc_timer(
+        phase: int, start: int, lates: list[int], answer: int) -> None:
+    m = mk(prio=150, adver_phase_ns=phase)
+    t = started_master(m, start)
+
+    def armed(now: int) -> int:
+        deadline = m.timers[ADVER]
+        assert deadline % S == phase and now < deadline <= now + S, (now, deadline)
+        return deadline
+
+    deadline = armed(t)  # the takeover advert's successor
+    for late in lates:
+        now = deadline + late
+        assert m.timer(now, ADVER)[0] == SendAdvert(150)
+        deadline = armed(now)  # on the grid however late the loop ran
+    now = deadline - answer  # a lower priority's advert is answered, the grid kept
+    m.advert(now, adv(100))
+    armed(now)
+
+
+def test_without_a_phase_adver_runs_from_the_expiry_as_keepalived_does() -> None:
+    m = mk(prio=150)
+    t = started_master(m, 7)
+    assert m.timers[ADVER] == t + S
+    assert m.timer(t + S + 3 * MS, ADVER) == [SendAdvert(150), ArmTimer(ADVER, t + 2 * S + 3 * MS)]
 
 
 def test_lower_prio_no_advert_and_own_lower_prio_garp_settings() -> None:

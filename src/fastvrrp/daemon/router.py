@@ -22,6 +22,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from fastvrrp import accel
 from fastvrrp.config.model import Config
@@ -34,6 +35,7 @@ from fastvrrp.daemon.instances import (
     advertised_addresses,
     auth_of,
     expect_kwargs,
+    advert_phases,
     instance_params,
     primary_address,
     send_checksum_form,
@@ -138,12 +140,16 @@ class Router:
                 links[inst.interface] = link
         ours = {v.address.ip for inst in self.config.instances for v in (*inst.vips, *inst.excluded_vips)}
         addrs = {name: self.vips.dump(link.ifindex) for name, link in links.items()}
+        phases = advert_phases(self.config.instances)
         for idx, inst in enumerate(self.config.instances):
             link = links[inst.interface]
             primary = primary_address(inst, addrs[inst.interface], ours)
-            params = instance_params(inst, self.config, primary)
+            params = instance_params(inst, self.config, primary, phases[idx])
             kept = carried.get(reload_key(inst))
-            if kept is not None and kept.cfg == inst and kept.fsm.params == params and not inst.sync_group:
+            # A phase moved by other instances coming or going is no reason to restart:
+            # the carried machine keeps its old phase.
+            if (kept is not None and kept.cfg == inst and not inst.sync_group
+                    and replace(kept.fsm.params, adver_phase_ns=params.adver_phase_ns) == params):
                 fsm = kept.fsm
                 self._carried[idx] = kept
             else:

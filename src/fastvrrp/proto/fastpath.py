@@ -104,7 +104,7 @@ class _Group:
 class FastPath:
     """FastPath(wheel, kinds): see the module docstring."""
 
-    __slots__ = ("_wheel", "_kinds", "_n", "_mode", "_touched", "_key", "_adver_ns",
+    __slots__ = ("_wheel", "_kinds", "_n", "_mode", "_touched", "_key", "_adver_ns", "_phase_ns",
                  "_down_ns", "_stop_ns", "_adver_deadline", "_down_deadline", "_packets", "_groups",
                  "_outbox", "_steady_sends", "_steady_rearms", "_packets_queued", "_takeovers",
                  "_esc_timers", "_esc_adverts", "_drops", "_samples")
@@ -119,6 +119,7 @@ class FastPath:
         self._touched: list[int] = []
         self._key: list[tuple[bytes, int, int] | None] = []
         self._adver_ns: list[int] = []
+        self._phase_ns: list[int] = []  # -1: no phase grid
         self._down_ns: list[int] = []
         self._stop_ns: list[int] = []
         self._adver_deadline: list[int] = []
@@ -153,8 +154,8 @@ class FastPath:
         grow = n - self._n
         self._wheel.reserve(n * self._kinds)
         for lst, fill in ((self._mode, MODE_NONE), (self._touched, 0), (self._key, None),
-                          (self._adver_ns, 0), (self._down_ns, 0), (self._stop_ns, 0),
-                          (self._adver_deadline, 0), (self._down_deadline, 0),
+                          (self._adver_ns, 0), (self._phase_ns, -1), (self._down_ns, 0),
+                          (self._stop_ns, 0), (self._adver_deadline, 0), (self._down_deadline, 0),
                           (self._packets, ())):
             lst.extend([fill] * grow)
         self._n = n
@@ -190,18 +191,24 @@ class FastPath:
                                "FSM; call sync_back(idx, fsm) before its input")
 
     def set_master(self, idx: int, adver_interval_ns: int,
-                   packets: Iterable[tuple[int, object, object]]) -> None:
+                   packets: Iterable[tuple[int, object, object]],
+                   adver_phase_ns: int = -1) -> None:
         """MASTER-steady: on ADVER, queue `packets` ((send gid, AdvertEncoder or bytes,
-        destination) each) and re-arm ADVER at now + adver_interval_ns."""
+        destination) each) and re-arm ADVER at now + adver_interval_ns, or with
+        adver_phase_ns >= 0 at the last instant up to then on that phase grid
+        (fsm.next_adver)."""
         self._unreported(idx)
         if adver_interval_ns <= 0:
             raise ValueError("adver_interval_ns must be > 0")
+        if not -1 <= adver_phase_ns < adver_interval_ns:
+            raise ValueError("adver_phase_ns must be -1 or in [0, adver_interval_ns)")
         pkts = tuple((int(g), p, d) for g, p, d in packets)
         for _, p, _ in pkts:
             if not hasattr(p, "packet"):
                 memoryview(p)  # a buffer, or TypeError now rather than at send time
         self._packets[idx] = pkts
         self._adver_ns[idx] = adver_interval_ns
+        self._phase_ns[idx] = adver_phase_ns
         self._key[idx] = None
         self._mode[idx] = MODE_MASTER
 
@@ -314,7 +321,12 @@ class FastPath:
         for tid in self._wheel.expire(now):
             idx, kind = divmod(tid, kinds)
             if kind == _ADVER and self._mode[idx] == MODE_MASTER:
-                deadline = now + self._adver_ns[idx]  # fsm._master_tx: now, not deadline
+                # fsm._master_tx: from now, not from the deadline (fsm.next_adver)
+                adver = self._adver_ns[idx]
+                deadline = now + adver
+                phase = self._phase_ns[idx]
+                if phase >= 0:
+                    deadline -= (deadline - phase) % adver
                 self._wheel.schedule(tid, deadline)
                 self._adver_deadline[idx] = deadline
                 self._touched[idx] |= _TOUCH_ADVER
@@ -407,7 +419,8 @@ def sync_from_fsm(fp, idx: int, fsm, packets: Iterable[tuple[int, object, object
         for _, pkt, _ in packets:
             if hasattr(pkt, "priority") and pkt.priority != prio:
                 pkt.priority = prio
-        fp.set_master(idx, fsm.adver_interval, packets)
+        phase = fsm.params.adver_phase_ns
+        fp.set_master(idx, fsm.adver_interval, packets, -1 if phase is None else phase)
         return MODE_MASTER
     key = fsm.backup_steady_key()
     if key is not None:

@@ -8,8 +8,10 @@ function each rule comes from is named beside it (HEAD = keepalived master, whic
 differs from 2.2.7 only where noted).
 
 Fast-path contract: the steady state is
-  MASTER  timer(ADVER)  -> [SendAdvert(priority), ArmTimer(ADVER, now + adver_interval)]
-          whenever `master_steady` is true;
+  MASTER  timer(ADVER)  -> [SendAdvert(priority), ArmTimer(ADVER, next_adver(now))]
+          whenever `master_steady` is true, where next_adver(now) is now +
+          adver_interval, or with an advert phase (InstanceParams.adver_phase_ns) the
+          last instant t <= now + adver_interval with t = phase (mod adver_interval);
   BACKUP  advert (src, priority, interval) == backup_steady_key()
           -> [ArmTimer(MASTER_DOWN, now + master_down_interval)], nothing else changes;
           while backup_steady_key() is not None, an advert of priority 0 (any source)
@@ -90,6 +92,15 @@ def effective_priority(base: int, weights: Iterable[int], owner: bool) -> int:
     return 1 if total < 1 else 254 if total > 254 else total
 
 
+def next_adver(now: int, adver_ns: int, phase_ns: int | None) -> int:
+    """now + adver_ns, or the last instant in (now, now + adver_ns] on the phase grid
+    (t = phase_ns mod adver_ns). The fast paths compute the same."""
+    t = now + adver_ns
+    if phase_ns is None:
+        return t
+    return t - (t - phase_ns) % adver_ns
+
+
 # --- parameters -------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +129,13 @@ class InstanceParams:
     garp_lower_prio_repeat: int | None = None  # None: = garp_master_repeat
     startup_delay_ns: int = 0  # global vrrp_startup_delay
     notify_priority_changes: bool = False
+    # Where in the advert interval this master's adverts fall (ns, 0 <= phase <
+    # interval), or None for now + interval as keepalived does. A daemon with many
+    # instances spreads them so that they do not all fall due in one burst (whose
+    # length in the kernel is the send jitter of its last advert); a timer put on the
+    # grid only ever fires earlier than the RFC's Adver_Timer, and keeps its spacing
+    # exact however late the loop runs.
+    adver_phase_ns: int | None = None
 
     def __post_init__(self) -> None:
         if self.version not in (2, 3):
@@ -141,6 +159,9 @@ class InstanceParams:
             raise ValueError(f"{self.name}: initial_state must be MASTER or BACKUP")
         if self.down_timer_adverts < 1:
             raise ValueError(f"{self.name}: down_timer_adverts must be >= 1")
+        if self.adver_phase_ns is not None and not (
+                0 <= self.adver_phase_ns < self.advert_int_cs * NS_PER_CS):
+            raise ValueError(f"{self.name}: adver_phase_ns must be in [0, advert_int)")
         for field in ("preempt_delay_ns", "garp_master_delay_ns", "garp_master_repeat",
                       "garp_master_refresh_ns", "garp_master_refresh_repeat",
                       "startup_delay_ns"):
@@ -589,10 +610,14 @@ class InstanceFsm:
             # HEAD: first refresh after garp_master_delay + garp_master_refresh.
             self._arm(TimerKind.GARP_REFRESH,
                       now + p.garp_master_delay_ns + p.garp_master_refresh_ns, out)
-        self._arm(TimerKind.ADVER, now + self._adver_ns, out)
+        self._arm(TimerKind.ADVER, self.adver_deadline(now), out)
         out.append(Transition(old, State.MASTER, reason))
         out.append(Notify(State.MASTER, self._eff))
         return out
+
+    def adver_deadline(self, now: int) -> int:
+        """When the ADVER timer armed at `now` falls due (see adver_phase_ns)."""
+        return next_adver(now, self._adver_ns, self._p.adver_phase_ns)
 
     def _master_tx(self, now: int) -> list[Action]:
         """vrrp_state_master_tx in the steady state."""
@@ -604,7 +629,7 @@ class InstanceFsm:
                 # of both intervals for the other owner to back off.
                 watch = max(self._rogue_adver_ns, self._adver_ns) * 12 // 10
                 self._arm(TimerKind.ROGUE, now + watch, out)
-        self._arm(TimerKind.ADVER, now + self._adver_ns, out)
+        self._arm(TimerKind.ADVER, self.adver_deadline(now), out)
         return out
 
     def _leave_master(self, now: int, new: State, reason: str, *,
@@ -745,5 +770,5 @@ class InstanceFsm:
         # vrrp_dispatcher_read re-arms the advert timer after a received advert unless
         # lower_prio_no_advert.
         if not self._p.lower_prio_no_advert:
-            self._arm(TimerKind.ADVER, now + self._adver_ns, out)
+            self._arm(TimerKind.ADVER, self.adver_deadline(now), out)
         return out
