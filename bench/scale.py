@@ -145,8 +145,17 @@ def cpu_sample(pid: int) -> dict | None:
                 pass
     except OSError:
         pass
+    # Wake-ups: a process that sleeps between events switches out voluntarily once each.
+    switches = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                switches += int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
     # /proc/PID/stat field 14 utime, 15 stime; f[0] is field 3.
-    return {"utime": int(f[11]), "stime": int(f[12]), "sched_ns": sched, "comm_state": f[0]}
+    return {"utime": int(f[11]), "stime": int(f[12]), "sched_ns": sched, "comm_state": f[0],
+            "switches": switches}
 
 
 def mem_sample(pid: int) -> dict:
@@ -219,15 +228,17 @@ def cpu_between(a: dict, b: dict) -> dict:
             continue  # a process that appeared or vanished mid-window is not counted
         per[pid] = {"user": (s1["utime"] - s0["utime"]) / CLK_TCK / secs * 100,
                     "sys": (s1["stime"] - s0["stime"]) / CLK_TCK / secs * 100,
-                    "sched": (s1["sched_ns"] - s0["sched_ns"]) / 1e9 / secs * 100}
+                    "sched": (s1["sched_ns"] - s0["sched_ns"]) / 1e9 / secs * 100,
+                    "switches": (s1.get("switches", 0) - s0.get("switches", 0)) / secs}
     missing = sorted(set(a["procs"]) ^ set(b["procs"]))
 
     def fig(pids: list[int]) -> dict:
         u = sum(per[p]["user"] for p in pids if p in per)
         s = sum(per[p]["sys"] for p in pids if p in per)
         sc = sum(per[p]["sched"] for p in pids if p in per)
+        sw = sum(per[p]["switches"] for p in pids if p in per)
         return {"user_pct": round(u, 3), "sys_pct": round(s, 3), "total_pct": round(u + s, 3),
-                "sched_pct": round(sc, 3)}
+                "sched_pct": round(sc, 3), "switches_per_s": round(sw, 1)}
 
     out = {"seconds": round(secs, 3), "main_pid": b["main"], "pids": sorted(per),
            "main": fig([b["main"]]), "tree": fig(list(per))}
@@ -1216,6 +1227,8 @@ def progress_line(r: dict) -> str:
     j = r.get("capture", {}).get("jitter_ms", {})
     return (f"{head}: master {c['master']['main']['total_pct']:6.2f}% (tree {c['master']['tree']['total_pct']:6.2f}%)"
             f" backup {c['backup']['main']['total_pct']:6.2f}% (tree {c['backup']['tree']['total_pct']:6.2f}%)"
+            f" wakes/s m {c['master']['main'].get('switches_per_s', 0):.0f}"
+            f" b {c['backup']['main'].get('switches_per_s', 0):.0f}"
             f" RSS m {r['mem']['master']['main']['rss_kib'] / 1024:.1f} MiB"
             f" jitter p99 {j.get('p99')} ms missing {r.get('capture', {}).get('missed')}"
             f" gaps {r.get('capture', {}).get('gaps_over_1.5x')}"

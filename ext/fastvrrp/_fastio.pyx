@@ -14,10 +14,11 @@ no address is parsed per packet.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastvrrp._fastpath cimport FP_ESCALATE, FastPath, fp_feed_t
+from fastvrrp._wheel cimport TimerWheel
 
 cdef extern from *:
     """
@@ -25,7 +26,9 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     #include <time.h>
+    #include <unistd.h>
     #include <sys/socket.h>
+    #include <sys/timerfd.h>
     #include <sys/uio.h>
     #include <netinet/in.h>
 
@@ -99,6 +102,21 @@ cdef extern from *:
     }
 
     /* Both clocks read together, to map receive timestamps onto CLOCK_MONOTONIC. */
+    static int64_t fv_monotonic(void) {
+        struct timespec m;
+        clock_gettime(CLOCK_MONOTONIC, &m);
+        return (int64_t)m.tv_sec * 1000000000 + m.tv_nsec;
+    }
+
+    /* Arm an absolute CLOCK_MONOTONIC timerfd; deadline 0 disarms. */
+    static int fv_timerfd_arm(int fd, int64_t deadline) {
+        struct itimerspec spec;
+        memset(&spec, 0, sizeof spec);
+        spec.it_value.tv_sec = deadline / 1000000000;
+        spec.it_value.tv_nsec = deadline % 1000000000;
+        return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
+    }
+
     static void fv_clocks(int64_t *mono, int64_t *real) {
         struct timespec m, r;
         clock_gettime(CLOCK_MONOTONIC, &m);
@@ -152,6 +170,14 @@ cdef extern from *:
     const uint8_t* fv_data(fv_batch* b, unsigned int i, size_t* length) nogil
     void fv_ipv6_meta(fv_batch* b, unsigned int i, const uint8_t** src, uint8_t* dst,
                       int* hop) nogil
+    int64_t fv_monotonic() nogil
+    int fv_timerfd_arm(int fd, int64_t deadline) nogil
+    int timerfd_create(int clockid, int flags) nogil
+    int CLOCK_MONOTONIC
+    int TFD_NONBLOCK
+    int TFD_CLOEXEC
+    ssize_t read(int fd, void* buf, size_t count) nogil
+    int close(int fd) nogil
     void fv_clocks(int64_t* mono, int64_t* real) nogil
     int64_t fv_arrival(fv_batch* b, unsigned int i, int64_t mono, int64_t real,
                        int64_t max_age, int64_t fallback) nogil
@@ -164,6 +190,63 @@ IMPLEMENTATION = "compiled"
 from fastvrrp.net.sockets import ARRIVAL_MAX_AGE_NS
 
 cdef int64_t _MAX_AGE = ARRIVAL_MAX_AGE_NS
+
+
+cdef class TimerFd:
+    """One absolute-deadline timer on CLOCK_MONOTONIC: the compiled twin of
+    fastvrrp.net.timerfd.TimerFd (same API), so that the steady state re-arms it
+    without a ctypes call."""
+    cdef int _fd
+    cdef int64_t _armed      # the deadline it is armed for; -1: not armed
+
+    def __cinit__(self):
+        self._fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(errno, "timerfd_create failed")
+        self._armed = -1
+
+    def __dealloc__(self):
+        if self._fd >= 0:
+            close(self._fd)
+
+    def fileno(self):
+        return self._fd
+
+    @property
+    def armed_for(self):
+        return None if self._armed < 0 else self._armed
+
+    def arm(self, deadline_ns):
+        """Fire at `deadline_ns` (monotonic), or never when None. A deadline in the
+        past fires at once."""
+        self.c_arm(-1 if deadline_ns is None else max(<int64_t>deadline_ns, 1))
+
+    cdef int c_arm(self, int64_t deadline) except -1:
+        if deadline == self._armed:
+            return 0
+        if fv_timerfd_arm(self._fd, deadline if deadline > 0 else 0) < 0:
+            raise OSError(errno, "timerfd_settime failed")
+        self._armed = deadline
+        return 0
+
+    cdef int c_arm_earlier(self, int64_t deadline) except -1:
+        """Arm for `deadline` (INT64_MAX: none) if not armed or armed later."""
+        if deadline != INT64_MAX and (self._armed < 0 or deadline < self._armed):
+            self.c_arm(max(deadline, 1))
+        return 0
+
+    def consume(self):
+        """Read the expiry count (0 when it had not fired); call from the reader."""
+        cdef uint64_t count = 0
+        if read(self._fd, &count, 8) != 8:
+            return 0
+        self._armed = -1
+        return count
+
+    def close(self):
+        if self._fd >= 0:
+            close(self._fd)
+            self._fd = -1
 
 
 cdef class BatchIO:
@@ -185,6 +268,54 @@ cdef class BatchIO:
 
     def receive(self, FastPath fp not None, int gid, sock, int family, int64_t now,
                 on_escalation, int rounds=4):
+        cdef Py_ssize_t escalated = 0
+        return self._receive(fp, gid, sock, family, now, on_escalation, rounds, &escalated)
+
+    def timer_wake(self, FastPath fp not None, TimerWheel wheel not None,
+                   TimerFd timerfd not None, socks, slow):
+        """The timerfd's reader, registered with the loop as it is: due timers go
+        through the fast path (steady adverts leave at once, one sendmmsg per
+        socket) and the timerfd is re-armed for the wheel's next deadline, all in C.
+        Only when some timer needs its state machine is `slow(now, [(idx, kind),
+        ...])` called, after the sends; it then owns the re-arming."""
+        cdef int64_t now
+        cdef Py_ssize_t k, i, count, tid
+        cdef const Py_ssize_t* tids
+        cdef list escalated
+        timerfd.consume()
+        now = fv_monotonic()
+        k = fp.c_expire(now)
+        self.send_outbox(fp, socks)
+        if k:
+            tids = fp.c_escalated_timers(&count)
+            escalated = []
+            for i in range(count):
+                tid = tids[i]
+                escalated.append((tid // fp.kinds, tid % fp.kinds))
+            slow(now, escalated)
+            return
+        timerfd.c_arm_earlier(wheel.c_next_deadline())
+
+    def receive_wake(self, FastPath fp not None, int gid, sock, int family, on_escalation,
+                     TimerWheel wheel not None, TimerFd timerfd not None, slow):
+        """A receive socket's reader, registered with the loop as it is: drains the
+        socket through the fast path (escalations to `on_escalation` as `receive`
+        does); the timerfd is re-armed in C if a deadline came earlier. `slow(None)`
+        is called after any escalation or counted drop, `slow(error)` on a receive
+        error; it then owns the re-arming."""
+        cdef Py_ssize_t escalated = 0
+        try:
+            self._receive(fp, gid, sock, family, fv_monotonic(), on_escalation, 4, &escalated)
+        except OSError as exc:
+            slow(exc)
+            return
+        if escalated or fp.c_has_drop_samples():
+            slow(None)
+            return
+        timerfd.c_arm_earlier(wheel.c_next_deadline())
+
+    cdef Py_ssize_t _receive(self, FastPath fp, int gid, sock, int family, int64_t now,
+                             on_escalation, int rounds, Py_ssize_t* escalated) except -1:
         """Drain the socket (at most rounds x batch packets) through the fast path.
 
         Each escalation, (idx or -1, reason, Advert), is handed to
@@ -221,11 +352,13 @@ cdef class BatchIO:
                 if family == 4:
                     r = fp.c_feed_ipv4(gid, data, length, at, &res)
                     if r == FP_ESCALATE:
+                        escalated[0] += 1
                         on_escalation(fp.c_escalation_ipv4(data, length, &res), at)
                 else:
                     fv_ipv6_meta(&self._rx, i, &src, dst, &hop)
                     r = fp.c_feed_ipv6(gid, data, length, src, dst, hop, at, &res)
                     if r == FP_ESCALATE:
+                        escalated[0] += 1
                         on_escalation(fp.c_escalation_ipv6(data, length, src, dst, hop, &res), at)
             if <unsigned int>got < self._rx.n:
                 break

@@ -101,6 +101,7 @@ cdef class FastPath:
     cdef int c_feed_ipv6(self, int gid, const uint8_t* msg, size_t n, const uint8_t* src,
                          const uint8_t* dst, int hop_limit, int64_t now,
                          fp_feed_t* res) except -1 nogil
+    cdef bint c_has_drop_samples(self) noexcept nogil   # anything for take_drop_samples
     cdef object c_escalation_ipv4(self, const uint8_t* buf, size_t n, const fp_feed_t* res)
     cdef object c_escalation_ipv6(self, const uint8_t* msg, size_t n, const uint8_t* src,
                                   const uint8_t* dst, int hop_limit, const fp_feed_t* res)

@@ -580,6 +580,17 @@ cdef class FastPath:
             "drops": {Reason(r): self._drops[r] for r in range(R_COUNT) if is_drop(r)},
         }
 
+    cdef bint c_has_drop_samples(self) noexcept nogil:
+        cdef int r
+        for r in range(R_COUNT):
+            if self._samples[r].count:
+                return True
+        return False
+
+    def has_drop_samples(self):
+        """True when take_drop_samples() would return something."""
+        return self.c_has_drop_samples()
+
     def take_drop_samples(self):
         """Per reason dropped since the last call: (reason, gid, vrid, src, count) of its
         first drop (vrid -1 and src None when the header could not be decoded)."""

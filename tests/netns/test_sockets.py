@@ -259,3 +259,120 @@ def test_the_outbox_goes_out_one_sendmmsg_per_socket(lab, tmp_path, io_impl):
     # The compiled I/O groups the interleaved outbox by socket: two sendmmsg calls,
     # not ten one-message ones. (The twin sends one packet per call.)
     assert calls == (2 if io_impl == "compiled" else 10)
+
+
+# --- the loop's wake-up functions: steady state in C, Python only when needed --------
+
+def _timer_wakes(io_impl: str):
+    from fastvrrp.net.io import pack_sockaddr
+    from fastvrrp.proto.actions import TimerKind
+
+    fp_mod, wheel_mod, codec, io_mod = _modules(io_impl)
+    kinds = len(TimerKind)
+    ifindex = socket.if_nametoindex("eth0")
+    socks = {0: sockets.open_send_socket(socket.AF_INET, "eth0", ifindex, multicast=True)}
+    start = time.monotonic_ns()
+    wheel = wheel_mod.TimerWheel(2 * kinds, start)
+    fp = fp_mod.FastPath(wheel, kinds)
+    fp.reserve(2)
+    src, dst = ipaddress.ip_address("192.0.2.1").packed, ipaddress.ip_address("224.0.0.18").packed
+    enc = codec.AdvertEncoder(3, 51, 150, 5, b"", src=src, dst=dst, ipv4_ttl=255)
+    interval = 50_000_000
+    wheel.schedule(int(TimerKind.ADVER), start + 1_000_000)
+    fp.set_master(0, interval, [(0, enc, pack_sockaddr("224.0.0.18"))], 7_000_000)
+    # Instance 1's GARP timer needs its state machine.
+    garp = 1 * kinds + int(TimerKind.GARP_DELAY)
+    wheel.schedule(garp, start + 120_000_000)
+    tfd = io_mod.TimerFd()
+    tfd.arm(wheel.next_deadline())
+    io = io_mod.BatchIO()
+    slow, armed = [], []
+    while time.monotonic_ns() < start + 300_000_000:
+        if select.select([tfd.fileno()], [], [], 0.05)[0]:
+            io.timer_wake(fp, wheel, tfd, socks, lambda now, esc: slow.append((now, esc)))
+            armed.append((tfd.armed_for, wheel.next_deadline()))
+            if slow and len(slow[-1]) == 2:
+                slow[-1] = (*slow[-1], "re-armed by Python")
+                tfd.arm(wheel.next_deadline())  # what the router's slow path does
+    return start, slow, armed, io.sent, fp.counters()["steady_sends"]
+
+
+@pytest.mark.parametrize("io_impl", ["compiled", "twin"])
+def test_the_timerfd_wake_up_sends_and_re_arms_in_c_and_calls_python_only_when_due(
+        lab, io_impl):
+    start, slow, armed, sent, steady = lab.nodes["r1"].call(_timer_wakes, io_impl)
+    # One call into Python, for the GARP timer, with its (instance, kind); every other
+    # wake-up was a steady advert (1 ms, then every 50 ms on the 7 ms phase, over the
+    # 300 ms the loop ran plus its last select).
+    from fastvrrp.proto.actions import TimerKind
+    assert [esc for _now, esc, _ in slow] == [[(1, int(TimerKind.GARP_DELAY))]]
+    assert slow[0][0] >= start + 120_000_000
+    assert 5 <= steady == sent <= 8
+    # After a steady wake-up the timerfd is armed for the wheel's next deadline.
+    assert sum(1 for a, nxt in armed if a == nxt) >= steady - 1
+
+
+def _receive_wakes(io_impl: str, ready: str):
+    from fastvrrp.proto.actions import TimerKind
+
+    fp_mod, wheel_mod, codec, io_mod = _modules(io_impl)
+    kinds = len(TimerKind)
+    ifindex = socket.if_nametoindex("eth0")
+    sock = sockets.open_receive_socket(socket.AF_INET, "eth0", ifindex)
+    wheel = wheel_mod.TimerWheel(kinds, time.monotonic_ns())
+    fp = fp_mod.FastPath(wheel, kinds)
+    fp.reserve(1)
+    table = codec.ReceiveTable()
+    table[51] = codec.Expect(3)
+    fp.add_group(0, 4, table)
+    fp.bind(0, 51, 0)
+    mdi = 3 * 10**9
+    src = ipaddress.ip_address("192.0.2.1").packed
+    fp.set_backup(0, (src, 150, 100), mdi)
+    wheel.schedule(int(TimerKind.MASTER_DOWN), time.monotonic_ns() + mdi)
+    tfd = io_mod.TimerFd()
+    far = time.monotonic_ns() + 60 * 10**9
+    tfd.arm(far)
+    io = io_mod.BatchIO()
+    wakes = []
+    Path(ready).touch()
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and len(wakes) < 3:
+        if not select.select([sock], [], [], 0.05)[0]:
+            continue
+        slow, esc = [], []
+        io.receive_wake(fp, 0, sock, 4, lambda e, at: esc.append(e[2].priority), wheel, tfd,
+                        slow.append)
+        wakes.append((slow, esc, tfd.armed_for, wheel.next_deadline(), fp.take_drop_samples()))
+    sock.close()
+    errors = []
+    io.receive_wake(fp, 0, sock, 4, lambda e, at: None, wheel, tfd, errors.append)
+    return far, wakes, [type(e).__name__ for e in errors]
+
+
+@pytest.mark.parametrize("io_impl", ["compiled", "twin"])
+def test_a_receive_wake_up_stays_in_c_unless_something_escalated_or_dropped(
+        lab, tmp_path, io_impl):
+    r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
+    ready = tmp_path / "ready"
+    result = {}
+    t = threading.Thread(target=lambda: result.update(got=r2.call(
+        _receive_wakes, io_impl, str(ready))))
+    t.start()
+    netlab.wait_until(ready.exists, 5)
+    # Steady, then a TTL drop, then a stopping master: one wake-up each.
+    for d in (v4_datagram("224.0.0.18", 51), v4_datagram("224.0.0.18", 51, ttl=1),
+              v4_datagram("224.0.0.18", 51, prio=0)):
+        r1.call(_send, socket.AF_INET, "eth0", [d], "224.0.0.18", True)
+        time.sleep(0.2)
+    t.join()
+    far, wakes, errors = result["got"]
+    (slow1, esc1, armed1, next1, _), (slow2, esc2, _, _, drops2), (slow3, esc3, _, _, _) = wakes
+    # Steady: no Python; the earlier MASTER_DOWN re-armed the timerfd in C.
+    assert slow1 == [] and esc1 == [] and armed1 == next1 < far
+    # A dropped packet: Python is called (to log the sample); nothing escalated.
+    assert slow2 == [None] and esc2 == [] and [d[0] for d in drops2] == [Reason.BAD_TTL]
+    # Priority 0 escalates (no skew given to the fast path) and Python is called.
+    assert slow3 == [None] and esc3 == [0]
+    # A receive error goes to Python, not to the event loop.
+    assert errors == ["OSError"]

@@ -1,9 +1,10 @@
 """The running daemon: every instance's state machine wired to sockets, the timer
 wheel, netlink, GARP and notifications.
 
-Event flow: the receive sockets and one timerfd are watched by the event loop.
-Both feed the fast path first (fastvrrp._fastpath through _fastio's recvmmsg and
-sendmmsg): a master's periodic advert and a backup's "same master, nothing changed"
+Event flow: the receive sockets and one timerfd are watched by the event loop,
+which calls _fastio's wake-up functions for them directly. Both feed the fast path
+first (fastvrrp._fastpath through recvmmsg and sendmmsg): a master's periodic
+advert, a backup's "same master, nothing changed" and the timerfd's re-arming
 never reach Python. What escalates becomes a state machine input; timer actions are
 applied at once, the rest is carried out in phases for the whole batch — adverts
 first, then one netlink batch for every VIP change, then GARP/NA bursts, then log
@@ -44,7 +45,6 @@ from fastvrrp.daemon.instances import (
 from fastvrrp.net import sockets
 from fastvrrp.net.garp import GarpSender
 from fastvrrp.net.io import pack_sockaddr
-from fastvrrp.net.timerfd import TimerFd
 from fastvrrp.net.vips import LinkEvent, NetlinkMonitor, VipManager
 from fastvrrp.proto import actions as A
 from fastvrrp.proto.actions import State, TimerKind
@@ -95,7 +95,7 @@ class Router:
         self.wheel = None
         self.fp = None
         self.io = fastio_mod.BatchIO()
-        self.timerfd: TimerFd | None = None
+        self.timerfd = None  # fastio_mod.TimerFd, the compiled one with the compiled I/O
         self.vips: VipManager | None = None
         self.garp: GarpSender | None = None
         self.monitor: NetlinkMonitor | None = None
@@ -184,7 +184,7 @@ class Router:
             if result.changed:
                 log.info("removed %d stale VIP(s) left from an earlier run", len(result.changed))
         self.monitor = NetlinkMonitor(links=True, addresses=False)
-        self.timerfd = TimerFd()
+        self.timerfd = fastio_mod.TimerFd()
 
     def _open_sockets(self, rt: Runtime) -> None:
         inst = rt.cfg
@@ -244,13 +244,17 @@ class Router:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        for key, (sock, *_rest) in self.rx.items():
-            loop.add_reader(sock.fileno(), self._on_readable, key,
-                            functools.partial(self._escalated_advert, key))
+        # The steady state: the loop calls _fastio's wake-up functions directly, and
+        # they call back into Python only when a state machine is needed.
+        for key, (sock, _table, _by_vrid, family, gid) in self.rx.items():
+            loop.add_reader(sock.fileno(), self.io.receive_wake, self.fp, gid, sock, family,
+                            functools.partial(self._escalated_advert, key), self.wheel,
+                            self.timerfd, functools.partial(self._after_receive, key))
             self._defer[key] = functools.partial(self._defer_advert, key)
         log.info("fast path: %s; socket I/O: %s", fastpath_mod.IMPLEMENTATION,
                  fastio_mod.IMPLEMENTATION)
-        loop.add_reader(self.timerfd.fileno(), self._on_timerfd)
+        loop.add_reader(self.timerfd.fileno(), self.io.timer_wake, self.fp, self.wheel,
+                        self.timerfd, self.tx_by_gid, self._after_timer)
         loop.add_reader(self.monitor.fileno(), self._on_netlink)
 
     def start(self) -> None:
@@ -310,9 +314,11 @@ class Router:
             if mode == fastpath_mod.MODE_BACKUP and not rt.fast_backup:
                 self.fp.clear(rt.idx)
 
-    def _on_timerfd(self) -> None:
-        self.timerfd.consume()
-        due = self._expire_and_send(self._now())
+    def _after_timer(self, now: int, escalated: list[tuple[int, int]]) -> None:
+        """The timerfd's wake-up (io.timer_wake) found timers for the state machines;
+        C has sent the steady and takeover adverts already."""
+        self._clock = max(self._clock, now)
+        due = self._escalated_timers(now, escalated)
         self._install_takeover_vips()
         self._run_timers(due)
         self._flush()
@@ -322,6 +328,9 @@ class Router:
         took over queue for their VIPs; the rest is returned for the state machines."""
         escalated = self.fp.expire(now)
         self.io.send_outbox(self.fp, self.tx_by_gid)
+        return self._escalated_timers(now, escalated)
+
+    def _escalated_timers(self, now: int, escalated: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
         took_over = self.fp.took_over
         self._vip_queue.extend(self.runtimes[idx] for idx, kind in escalated
                                if kind == _MASTER_DOWN and took_over(idx))
@@ -377,15 +386,11 @@ class Router:
         self._due_later.extend(self._expire_and_send(self._now()))
         self._install_takeover_vips()
 
-    def _on_readable(self, key: tuple, on_escalation) -> None:
-        """A receive socket is readable: the hot path of a steady backup, entered once
-        per wake-up (C handles every steady advert), so it stays short."""
-        sock, _table, _by_vrid, family, gid = self.rx[key]
-        try:
-            # now_ns(): for packets without a receive timestamp.
-            self.io.receive(self.fp, gid, sock, family, now_ns(), on_escalation)
-        except OSError as exc:
-            log.warning("receive on %s failed: %s", key[0], exc)
+    def _after_receive(self, key: tuple, error: OSError | None) -> None:
+        """What a receive wake-up (io.receive_wake) left for Python: the actions of
+        escalated adverts, drop samples to log, or a receive error."""
+        if error is not None:
+            log.warning("receive on %s failed: %s", key[0], error)
         for reason, _gid, vrid, src, count in self.fp.take_drop_samples():
             where = f"vrid {vrid} from {ipaddress.ip_address(src)}" if src else "packet"
             log.info("%s on %s: %s (%d dropped since the last report)", reason.name, key[0], where, count)

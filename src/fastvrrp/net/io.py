@@ -9,6 +9,9 @@ import struct
 import time
 
 from fastvrrp.net.sockets import arrival_ns, recv_ipv4, recv_ipv6
+from fastvrrp.net.timerfd import TimerFd
+
+__all__ = ["IMPLEMENTATION", "BatchIO", "TimerFd", "pack_sockaddr", "unpack_sockaddr"]
 
 IMPLEMENTATION = "python"
 
@@ -60,6 +63,39 @@ class BatchIO:
                 on_escalation(esc, at)
         return total
 
+    def timer_wake(self, fp, wheel, timerfd: TimerFd, socks, slow) -> None:
+        """As the compiled twin: due timers through the fast path, its sends, and the
+        timerfd re-armed; `slow(now, escalated)` only when a timer needs Python."""
+        timerfd.consume()
+        now = time.monotonic_ns()
+        escalated = fp.expire(now)
+        self.send_outbox(fp, socks)
+        if escalated:
+            slow(now, escalated)
+            return
+        _arm_earlier(timerfd, wheel.next_deadline())
+
+    def receive_wake(self, fp, gid: int, sock: socket.socket, family: int, on_escalation,
+                     wheel, timerfd: TimerFd, slow) -> None:
+        """As the compiled twin: drain the socket; `slow(None)` after an escalation or
+        a counted drop, `slow(error)` on a receive error, else re-arm if earlier."""
+        escalated = 0
+
+        def count(esc, at: int) -> None:
+            nonlocal escalated
+            escalated += 1
+            on_escalation(esc, at)
+
+        try:
+            self.receive(fp, gid, sock, family, time.monotonic_ns(), count)
+        except OSError as exc:
+            slow(exc)
+            return
+        if escalated or fp.has_drop_samples():
+            slow(None)
+            return
+        _arm_earlier(timerfd, wheel.next_deadline())
+
     def send_outbox(self, fp, socks) -> int:
         total = 0
         for gid, packet, dest, _idx in fp.take_outbox():
@@ -73,3 +109,9 @@ class BatchIO:
             total += 1
             self.sent += 1
         return total
+
+
+def _arm_earlier(timerfd: TimerFd, deadline: int | None) -> None:
+    armed = timerfd.armed_for
+    if deadline is not None and (armed is None or deadline < armed):
+        timerfd.arm(deadline)

@@ -393,6 +393,10 @@ class FastPath:
             "drops": {Reason(r): n for r, n in enumerate(self._drops) if is_drop(r)},
         }
 
+    def has_drop_samples(self) -> bool:
+        """True when take_drop_samples() would return something."""
+        return bool(self._samples)
+
     def take_drop_samples(self) -> list[DropSample]:
         """Per reason dropped since the last call: (reason, gid, vrid, src, count) of its
         first drop (vrid -1 and src None when the header could not be decoded)."""
