@@ -255,6 +255,15 @@ cdef class BatchIO:
     cdef fv_batch _tx
     cdef readonly Py_ssize_t received, sent, send_errors, recv_calls, send_calls
     cdef readonly int last_send_errno
+    # The event loop's wake-ups (attach/watch)
+    cdef object _loop
+    cdef FastPath _fp
+    cdef TimerWheel _wheel
+    cdef TimerFd _tfd
+    cdef object _tx_socks, _on_timers
+    cdef readonly int64_t _hold_ns
+    cdef list _watched          # per watched socket: (gid, sock, family, on_escalation, on_receive, fd)
+    cdef list _held             # per watched socket: next drain (monotonic ns), 0 if the loop watches it
 
     def __cinit__(self, unsigned int batch=64, size_t bufsize=2048):
         if fv_batch_init(&self._rx, batch, bufsize) < 0 or fv_batch_init(&self._tx, batch, 0) < 0:
@@ -271,48 +280,122 @@ cdef class BatchIO:
         cdef Py_ssize_t escalated = 0
         return self._receive(fp, gid, sock, family, now, on_escalation, rounds, &escalated)
 
-    def timer_wake(self, FastPath fp not None, TimerWheel wheel not None,
-                   TimerFd timerfd not None, socks, slow):
-        """The timerfd's reader, registered with the loop as it is: due timers go
-        through the fast path (steady adverts leave at once, one sendmmsg per
-        socket) and the timerfd is re-armed for the wheel's next deadline, all in C.
-        Only when some timer needs its state machine is `slow(now, [(idx, kind),
-        ...])` called, after the sends; it then owns the re-arming."""
+    # ---- the event loop's wake-ups ------------------------------------------------
+    #
+    # The loop calls receive_wake / timer_wake directly: the steady state (drain a
+    # socket through the fast path, send what fell due, re-arm the timerfd) runs here,
+    # and Python is called back only when a state machine, a drop sample or an error
+    # needs it. A socket that delivered is not watched again at once but drained
+    # every hold_ns while it keeps delivering: adverts are stamped by the kernel, so
+    # reading them a little later never moves a timer, and a busy backup wakes
+    # about 1/hold_ns times a second instead of once per packet or two. Every
+    # timerfd wake-up drains the held sockets before it expires timers, so an
+    # advert that came before a deadline is seen before the deadline acts.
+
+    def attach(self, loop, FastPath fp not None, TimerWheel wheel not None,
+               TimerFd timerfd not None, tx_socks, on_timers, int64_t hold_ns=0):
+        """Start serving `loop`: the timerfd's reader is timer_wake. `on_timers(now,
+        [(idx, kind), ...])` gets the timers a state machine must see (and is called
+        with an empty list when a drained advert needs Python)."""
+        if hold_ns < 0:
+            raise ValueError("hold_ns must be >= 0")
+        self._loop, self._fp, self._wheel, self._tfd = loop, fp, wheel, timerfd
+        self._tx_socks, self._on_timers, self._hold_ns = tx_socks, on_timers, hold_ns
+        self._watched = []
+        self._held = []
+        loop.add_reader(timerfd.fileno(), self.timer_wake)
+
+    def watch(self, int gid, sock, int family, on_escalation, on_receive):
+        """Serve receive socket `sock` (fast-path group gid): escalations go to
+        `on_escalation(escalation, arrival)`; `on_receive(None)` is called after any
+        escalation or counted drop, `on_receive(error)` on a receive error."""
+        if self._loop is None:
+            raise RuntimeError("attach first")
+        i = len(self._watched)
+        self._watched.append((gid, sock, family, on_escalation, on_receive, sock.fileno()))
+        self._held.append(0)
+        self._loop.add_reader(sock.fileno(), self.receive_wake, i)
+
+    def detach(self):
+        """Stop serving the loop (shutdown, reload): every reader goes."""
+        if self._loop is None:
+            return
+        for i, rx in enumerate(self._watched):
+            if not self._held[i]:
+                self._loop.remove_reader(rx[5])
+        self._loop.remove_reader(self._tfd.fileno())
+        self._loop = None
+        self._watched = []
+        self._held = []
+
+    def rearm(self):
+        """Arm the timerfd for the earliest of the wheel's next deadline and the next
+        drain of a held socket, if that is earlier than what it is armed for (a
+        steady backup only ever pushes its deadlines later)."""
+        self._tfd.c_arm_earlier(self._next_wake())
+
+    cdef int64_t _next_wake(self) except? -2:
+        cdef int64_t t = self._wheel.c_next_deadline(), h
+        for h in self._held:
+            if 0 < h < t:
+                t = h
+        return t
+
+    def receive_wake(self, Py_ssize_t i):
+        """Socket i is readable."""
+        cdef Py_ssize_t escalated = 0, got = 0
+        cdef int64_t now = fv_monotonic()
+        gid, sock, family, on_escalation, on_receive, fd = self._watched[i]
+        try:
+            got = self._receive(self._fp, gid, sock, family, now, on_escalation, 4, &escalated)
+        except OSError as exc:
+            on_receive(exc)
+            return
+        if got and self._hold_ns:
+            self._loop.remove_reader(fd)
+            self._held[i] = now + self._hold_ns
+        if escalated or self._fp.c_has_drop_samples():
+            on_receive(None)  # Python re-arms through rearm()
+            return
+        self.rearm()
+
+    def timer_wake(self):
+        """The timerfd fired: drain the held sockets, then expire timers (steady
+        adverts are sent at once, one sendmmsg per socket)."""
         cdef int64_t now
-        cdef Py_ssize_t k, i, count, tid
+        cdef Py_ssize_t k, i, count, tid, escalated = 0, got
         cdef const Py_ssize_t* tids
-        cdef list escalated
-        timerfd.consume()
+        cdef list timers
+        cdef bint python = False
+        self._tfd.consume()
         now = fv_monotonic()
-        k = fp.c_expire(now)
-        self.send_outbox(fp, socks)
-        if k:
-            tids = fp.c_escalated_timers(&count)
-            escalated = []
+        for i in range(len(self._held)):
+            if not self._held[i]:
+                continue
+            gid, sock, family, on_escalation, on_receive, fd = self._watched[i]
+            escalated = 0
+            try:
+                got = self._receive(self._fp, gid, sock, family, now, on_escalation, 4, &escalated)
+            except OSError as exc:
+                got = 0
+                on_receive(exc)
+            if got:
+                self._held[i] = now + self._hold_ns
+            else:
+                self._held[i] = 0  # quiet: back to waking on its next packet
+                self._loop.add_reader(fd, self.receive_wake, i)
+            python = python or escalated > 0
+        k = self._fp.c_expire(now)
+        self.send_outbox(self._fp, self._tx_socks)
+        if k or python or self._fp.c_has_drop_samples():
+            timers = []
+            tids = self._fp.c_escalated_timers(&count)
             for i in range(count):
                 tid = tids[i]
-                escalated.append((tid // fp.kinds, tid % fp.kinds))
-            slow(now, escalated)
+                timers.append((tid // self._fp.kinds, tid % self._fp.kinds))
+            self._on_timers(now, timers)  # Python re-arms through rearm()
             return
-        timerfd.c_arm_earlier(wheel.c_next_deadline())
-
-    def receive_wake(self, FastPath fp not None, int gid, sock, int family, on_escalation,
-                     TimerWheel wheel not None, TimerFd timerfd not None, slow):
-        """A receive socket's reader, registered with the loop as it is: drains the
-        socket through the fast path (escalations to `on_escalation` as `receive`
-        does); the timerfd is re-armed in C if a deadline came earlier. `slow(None)`
-        is called after any escalation or counted drop, `slow(error)` on a receive
-        error; it then owns the re-arming."""
-        cdef Py_ssize_t escalated = 0
-        try:
-            self._receive(fp, gid, sock, family, fv_monotonic(), on_escalation, 4, &escalated)
-        except OSError as exc:
-            slow(exc)
-            return
-        if escalated or fp.c_has_drop_samples():
-            slow(None)
-            return
-        timerfd.c_arm_earlier(wheel.c_next_deadline())
+        self.rearm()
 
     cdef Py_ssize_t _receive(self, FastPath fp, int gid, sock, int family, int64_t now,
                              on_escalation, int rounds, Py_ssize_t* escalated) except -1:

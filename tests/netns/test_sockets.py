@@ -56,6 +56,15 @@ def _send(family, ifname, datagrams, dst, multicast, source6=None):
         return None
 
 
+def _send_spaced(spaced: list[tuple[bytes, float]]) -> None:
+    """IPv4 multicast datagrams, each followed by its pause (s)."""
+    ifindex = socket.if_nametoindex("eth0")
+    sock = sockets.open_send_socket(socket.AF_INET, "eth0", ifindex, multicast=True)
+    for datagram, pause in spaced:
+        sock.sendto(datagram, ("224.0.0.18", 0))
+        time.sleep(pause)
+
+
 def exchange(lab, tmp_path, sender, receiver, family, datagrams, dst, *, multicast=True,
              unicast_src=None, source6=None):
     ready = tmp_path / "ready"
@@ -263,6 +272,30 @@ def test_the_outbox_goes_out_one_sendmmsg_per_socket(lab, tmp_path, io_impl):
 
 # --- the loop's wake-up functions: steady state in C, Python only when needed --------
 
+class FakeLoop:
+    """The two event-loop methods the wake-ups use, driven by select()."""
+
+    def __init__(self) -> None:
+        self.readers: dict[int, tuple] = {}
+        self.log: list[tuple[str, int]] = []
+
+    def add_reader(self, fd, callback, *args) -> None:
+        self.readers[fd] = (callback, args)
+        self.log.append(("add", fd))
+
+    def remove_reader(self, fd) -> None:
+        del self.readers[fd]
+        self.log.append(("remove", fd))
+
+    def run_once(self, timeout: float) -> list[int]:
+        ready = select.select(list(self.readers), [], [], timeout)[0]
+        for fd in ready:
+            if fd in self.readers:
+                callback, args = self.readers[fd]
+                callback(*args)
+        return ready
+
+
 def _timer_wakes(io_impl: str):
     from fastvrrp.net.io import pack_sockaddr
     from fastvrrp.proto.actions import TimerKind
@@ -277,42 +310,46 @@ def _timer_wakes(io_impl: str):
     fp.reserve(2)
     src, dst = ipaddress.ip_address("192.0.2.1").packed, ipaddress.ip_address("224.0.0.18").packed
     enc = codec.AdvertEncoder(3, 51, 150, 5, b"", src=src, dst=dst, ipv4_ttl=255)
-    interval = 50_000_000
     wheel.schedule(int(TimerKind.ADVER), start + 1_000_000)
-    fp.set_master(0, interval, [(0, enc, pack_sockaddr("224.0.0.18"))], 7_000_000)
+    fp.set_master(0, 50_000_000, [(0, enc, pack_sockaddr("224.0.0.18"))], 7_000_000)
     # Instance 1's GARP timer needs its state machine.
-    garp = 1 * kinds + int(TimerKind.GARP_DELAY)
-    wheel.schedule(garp, start + 120_000_000)
+    wheel.schedule(1 * kinds + int(TimerKind.GARP_DELAY), start + 120_000_000)
     tfd = io_mod.TimerFd()
-    tfd.arm(wheel.next_deadline())
     io = io_mod.BatchIO()
+    loop = FakeLoop()
     slow, armed = [], []
+
+    def on_timers(now, timers):
+        slow.append((now, timers))
+        io.rearm()  # what the router's slow path ends with
+
+    io.attach(loop, fp, wheel, tfd, socks, on_timers)
+    io.rearm()
     while time.monotonic_ns() < start + 300_000_000:
-        if select.select([tfd.fileno()], [], [], 0.05)[0]:
-            io.timer_wake(fp, wheel, tfd, socks, lambda now, esc: slow.append((now, esc)))
+        if loop.run_once(0.05):
             armed.append((tfd.armed_for, wheel.next_deadline()))
-            if slow and len(slow[-1]) == 2:
-                slow[-1] = (*slow[-1], "re-armed by Python")
-                tfd.arm(wheel.next_deadline())  # what the router's slow path does
-    return start, slow, armed, io.sent, fp.counters()["steady_sends"]
+    io.detach()
+    return start, slow, armed, io.sent, fp.counters()["steady_sends"], loop.readers
 
 
 @pytest.mark.parametrize("io_impl", ["compiled", "twin"])
 def test_the_timerfd_wake_up_sends_and_re_arms_in_c_and_calls_python_only_when_due(
         lab, io_impl):
-    start, slow, armed, sent, steady = lab.nodes["r1"].call(_timer_wakes, io_impl)
+    from fastvrrp.proto.actions import TimerKind
+
+    start, slow, armed, sent, steady, readers = lab.nodes["r1"].call(_timer_wakes, io_impl)
     # One call into Python, for the GARP timer, with its (instance, kind); every other
     # wake-up was a steady advert (1 ms, then every 50 ms on the 7 ms phase, over the
     # 300 ms the loop ran plus its last select).
-    from fastvrrp.proto.actions import TimerKind
-    assert [esc for _now, esc, _ in slow] == [[(1, int(TimerKind.GARP_DELAY))]]
+    assert [timers for _now, timers in slow] == [[(1, int(TimerKind.GARP_DELAY))]]
     assert slow[0][0] >= start + 120_000_000
     assert 5 <= steady == sent <= 8
-    # After a steady wake-up the timerfd is armed for the wheel's next deadline.
-    assert sum(1 for a, nxt in armed if a == nxt) >= steady - 1
+    # After every wake-up the timerfd is armed for the wheel's next deadline.
+    assert all(a == nxt for a, nxt in armed) and len(armed) >= steady
+    assert readers == {}  # detach removed the timerfd's reader
 
 
-def _receive_wakes(io_impl: str, ready: str):
+def _receive_wakes(io_impl: str, ready: str, hold_ns: int):
     from fastvrrp.proto.actions import TimerKind
 
     fp_mod, wheel_mod, codec, io_mod = _modules(io_impl)
@@ -326,53 +363,77 @@ def _receive_wakes(io_impl: str, ready: str):
     table[51] = codec.Expect(3)
     fp.add_group(0, 4, table)
     fp.bind(0, 51, 0)
-    mdi = 3 * 10**9
     src = ipaddress.ip_address("192.0.2.1").packed
-    fp.set_backup(0, (src, 150, 100), mdi)
-    wheel.schedule(int(TimerKind.MASTER_DOWN), time.monotonic_ns() + mdi)
+    fp.set_backup(0, (src, 150, 100), 3 * 10**9)
+    wheel.schedule(int(TimerKind.MASTER_DOWN), time.monotonic_ns() + 3 * 10**9)
     tfd = io_mod.TimerFd()
-    far = time.monotonic_ns() + 60 * 10**9
-    tfd.arm(far)
     io = io_mod.BatchIO()
-    wakes = []
+    loop = FakeLoop()
+    events = []  # (what woke, calls into Python, escalated priorities, rearms so far)
+    calls, esc, drops = [], [], []
+
+    def on_timers(now, timers):
+        calls.append(("timers", timers))
+        io.rearm()
+
+    def on_receive(error):  # as the router: log (here: keep) the drop samples
+        calls.append(("receive", None if error is None else type(error).__name__))
+        drops.extend(d[0] for d in fp.take_drop_samples())
+        io.rearm()
+
+    io.attach(loop, fp, wheel, tfd, {}, on_timers, hold_ns)
+    io.watch(0, sock, 4, lambda e, at: esc.append(e[2].priority), on_receive)
+    io.rearm()
     Path(ready).touch()
-    end = time.monotonic() + 2.0
-    while time.monotonic() < end and len(wakes) < 3:
-        if not select.select([sock], [], [], 0.05)[0]:
-            continue
-        slow, esc = [], []
-        io.receive_wake(fp, 0, sock, 4, lambda e, at: esc.append(e[2].priority), wheel, tfd,
-                        slow.append)
-        wakes.append((slow, esc, tfd.armed_for, wheel.next_deadline(), fp.take_drop_samples()))
+    end = time.monotonic() + 1.6
+    while time.monotonic() < end:
+        for fd in loop.run_once(0.02):
+            events.append(("socket" if fd == sock.fileno() else "timer", list(calls),
+                           list(esc), fp.counters()["steady_rearms"],
+                           sock.fileno() in loop.readers))
+            calls.clear()
+            esc.clear()
+    io.detach()
+    leftover = dict(loop.readers)
     sock.close()
-    errors = []
-    io.receive_wake(fp, 0, sock, 4, lambda e, at: None, wheel, tfd, errors.append)
-    return far, wakes, [type(e).__name__ for e in errors]
+    return events, drops, leftover
 
 
 @pytest.mark.parametrize("io_impl", ["compiled", "twin"])
-def test_a_receive_wake_up_stays_in_c_unless_something_escalated_or_dropped(
+def test_a_busy_socket_is_drained_by_the_timer_and_python_runs_only_when_needed(
         lab, tmp_path, io_impl):
     r1, r2 = lab.nodes["r1"], lab.nodes["r2"]
     ready = tmp_path / "ready"
     result = {}
+    hold = 100_000_000
     t = threading.Thread(target=lambda: result.update(got=r2.call(
-        _receive_wakes, io_impl, str(ready))))
+        _receive_wakes, io_impl, str(ready), hold)))
     t.start()
     netlab.wait_until(ready.exists, 5)
-    # Steady, then a TTL drop, then a stopping master: one wake-up each.
-    for d in (v4_datagram("224.0.0.18", 51), v4_datagram("224.0.0.18", 51, ttl=1),
-              v4_datagram("224.0.0.18", 51, prio=0)):
-        r1.call(_send, socket.AF_INET, "eth0", [d], "224.0.0.18", True)
-        time.sleep(0.2)
+    steady = v4_datagram("224.0.0.18", 51)
+    # Two steady adverts 30 ms apart, then (once the socket is quiet again) a TTL
+    # drop, then a stopping master.
+    r1.call(_send_spaced, [(steady, 0.03), (steady, 0.5),
+                           (v4_datagram("224.0.0.18", 51, ttl=1), 0.4),
+                           (v4_datagram("224.0.0.18", 51, prio=0), 0.0)])
     t.join()
-    far, wakes, errors = result["got"]
-    (slow1, esc1, armed1, next1, _), (slow2, esc2, _, _, drops2), (slow3, esc3, _, _, _) = wakes
-    # Steady: no Python; the earlier MASTER_DOWN re-armed the timerfd in C.
-    assert slow1 == [] and esc1 == [] and armed1 == next1 < far
-    # A dropped packet: Python is called (to log the sample); nothing escalated.
-    assert slow2 == [None] and esc2 == [] and [d[0] for d in drops2] == [Reason.BAD_TTL]
-    # Priority 0 escalates (no skew given to the fast path) and Python is called.
-    assert slow3 == [None] and esc3 == [0]
-    # A receive error goes to Python, not to the event loop.
-    assert errors == ["OSError"]
+    events, drops, leftover = result["got"]
+    woke = [(what, calls, esc, rearms, watched) for what, calls, esc, rearms, watched in events]
+    # 1. The first advert wakes the socket: handled in C, no Python, and the socket is
+    #    held (no longer watched) for the hold time.
+    assert woke[0] == ("socket", [], [], 1, False), woke
+    # 2. The second came within the hold: no wake-up of its own; the timer drained it
+    #    (still in C), and a later timer wake-up found the socket quiet and watches it
+    #    again.
+    assert woke[1] == ("timer", [], [], 2, False), woke
+    assert woke[2] == ("timer", [], [], 2, True), woke
+    # 3. A dropped packet needs Python (to log its sample), nothing escalates.
+    assert woke[3][:3] == ("socket", [("receive", None)], []), woke
+    assert drops == [Reason.BAD_TTL]
+    # 4. Priority 0 escalates (no skew was given to the fast path): Python is called.
+    p0 = [w for w in woke if w[2]]
+    assert [w[:3] for w in p0] == [("socket", [("receive", None)], [0])], woke
+    # Python ran for nothing else, and each quiet-socket packet woke the socket once.
+    assert sum(len(w[1]) for w in woke) == 2
+    assert len([w for w in woke if w[0] == "socket"]) == 3
+    assert leftover == {}

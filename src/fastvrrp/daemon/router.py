@@ -66,6 +66,12 @@ def now_ns() -> int:
 
 
 # Python work is done in slices of this many instances, with C's due sends in between.
+# A receive socket that delivered is drained again this much later instead of on
+# its next packet, for as long as it keeps delivering (_fastio's wake-ups): a backup
+# of a thousand 0.1 s instances wakes ~1000 times a second, not ~5000. Arrival times
+# come from the kernel's stamps, so the delay moves no timer; it delays only what
+# an advert changes (a stopping master's Skew_Time still runs from its arrival).
+RECEIVE_HOLD_NS = 1_000_000
 PUMP_EVERY = 32
 _MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
@@ -246,15 +252,14 @@ class Router:
         self.loop = loop
         # The steady state: the loop calls _fastio's wake-up functions directly, and
         # they call back into Python only when a state machine is needed.
+        self.io.attach(loop, self.fp, self.wheel, self.timerfd, self.tx_by_gid,
+                       self._after_timer, RECEIVE_HOLD_NS)
         for key, (sock, _table, _by_vrid, family, gid) in self.rx.items():
-            loop.add_reader(sock.fileno(), self.io.receive_wake, self.fp, gid, sock, family,
-                            functools.partial(self._escalated_advert, key), self.wheel,
-                            self.timerfd, functools.partial(self._after_receive, key))
+            self.io.watch(gid, sock, family, functools.partial(self._escalated_advert, key),
+                          functools.partial(self._after_receive, key))
             self._defer[key] = functools.partial(self._defer_advert, key)
         log.info("fast path: %s; socket I/O: %s", fastpath_mod.IMPLEMENTATION,
                  fastio_mod.IMPLEMENTATION)
-        loop.add_reader(self.timerfd.fileno(), self.io.timer_wake, self.fp, self.wheel,
-                        self.timerfd, self.tx_by_gid, self._after_timer)
         loop.add_reader(self.monitor.fileno(), self._on_netlink)
 
     def start(self) -> None:
@@ -315,9 +320,11 @@ class Router:
                 self.fp.clear(rt.idx)
 
     def _after_timer(self, now: int, escalated: list[tuple[int, int]]) -> None:
-        """The timerfd's wake-up (io.timer_wake) found timers for the state machines;
-        C has sent the steady and takeover adverts already."""
+        """The timerfd's wake-up (io.timer_wake) left work for Python: timers for the
+        state machines (C has sent the steady and takeover adverts already), or the
+        actions of adverts it drained from held sockets, or drop samples."""
         self._clock = max(self._clock, now)
+        self._log_drop_samples("receive")
         due = self._escalated_timers(now, escalated)
         self._install_takeover_vips()
         self._run_timers(due)
@@ -391,13 +398,17 @@ class Router:
         escalated adverts, drop samples to log, or a receive error."""
         if error is not None:
             log.warning("receive on %s failed: %s", key[0], error)
-        for reason, _gid, vrid, src, count in self.fp.take_drop_samples():
-            where = f"vrid {vrid} from {ipaddress.ip_address(src)}" if src else "packet"
-            log.info("%s on %s: %s (%d dropped since the last report)", reason.name, key[0], where, count)
+        self._log_drop_samples(key[0])
         if self._pending or self._due_later:
             self._flush()
         else:
             self._arm_timerfd()
+
+    def _log_drop_samples(self, where: str) -> None:
+        for reason, gid, vrid, src, count in self.fp.take_drop_samples():
+            ifname = next((k[0] for k, rx in self.rx.items() if rx[4] == gid), where)
+            what = f"vrid {vrid} from {ipaddress.ip_address(src)}" if src else "packet"
+            log.info("%s on %s: %s (%d dropped since the last report)", reason.name, ifname, what, count)
 
     def _defer_advert(self, key: tuple, esc, arrival: int) -> None:
         self._due_later.append((key, esc, arrival, None))
@@ -511,14 +522,11 @@ class Router:
         self._arm_timerfd()
 
     def _arm_timerfd(self) -> None:
-        """Arm the timerfd for the wheel's next deadline, but only when that is earlier
-        than what it is armed for: a steady backup pushes its deadline later with every
-        advert, and waking once early (nothing due, re-arm) is cheaper than a
-        timerfd_settime per received batch."""
-        armed = self.timerfd.armed_for
-        deadline = self.wheel.next_deadline()
-        if armed is None or (deadline is not None and deadline < armed):
-            self.timerfd.arm(deadline)
+        """Arm the timerfd for the wheel's next deadline (or a held socket's next
+        drain), but only when that is earlier than what it is armed for: a steady
+        backup pushes its deadline later with every advert, and waking once early
+        (nothing due, re-arm) is cheaper than a timerfd_settime per received batch."""
+        self.io.rearm()
 
     def _flush_once(self) -> None:
         out, self._pending = self._pending, []
@@ -627,9 +635,7 @@ class Router:
             if rt.name not in grouped and id(rt.fsm) not in keep:
                 self._take([(rt, a) for a in rt.fsm.shutdown(now)])
         if self.loop is not None:
-            for sock, *_ in self.rx.values():
-                self.loop.remove_reader(sock.fileno())
-            self.loop.remove_reader(self.timerfd.fileno())
+            self.io.detach()
             self.loop.remove_reader(self.monitor.fileno())
         self._flush()
         # VIPs the machines did not remove themselves (a sync group's members are

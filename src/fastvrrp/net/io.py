@@ -63,22 +63,49 @@ class BatchIO:
                 on_escalation(esc, at)
         return total
 
-    def timer_wake(self, fp, wheel, timerfd: TimerFd, socks, slow) -> None:
-        """As the compiled twin: due timers through the fast path, its sends, and the
-        timerfd re-armed; `slow(now, escalated)` only when a timer needs Python."""
-        timerfd.consume()
-        now = time.monotonic_ns()
-        escalated = fp.expire(now)
-        self.send_outbox(fp, socks)
-        if escalated:
-            slow(now, escalated)
-            return
-        _arm_earlier(timerfd, wheel.next_deadline())
+    # --- the event loop's wake-ups: as the compiled twin (see _fastio.pyx) ---
 
-    def receive_wake(self, fp, gid: int, sock: socket.socket, family: int, on_escalation,
-                     wheel, timerfd: TimerFd, slow) -> None:
-        """As the compiled twin: drain the socket; `slow(None)` after an escalation or
-        a counted drop, `slow(error)` on a receive error, else re-arm if earlier."""
+    def attach(self, loop, fp, wheel, timerfd: TimerFd, tx_socks, on_timers,
+               hold_ns: int = 0) -> None:
+        if hold_ns < 0:
+            raise ValueError("hold_ns must be >= 0")
+        self._loop, self._fp, self._wheel, self._tfd = loop, fp, wheel, timerfd
+        self._tx_socks, self._on_timers, self._hold_ns = tx_socks, on_timers, hold_ns
+        self._watched: list[tuple] = []
+        self._held: list[int] = []
+        loop.add_reader(timerfd.fileno(), self.timer_wake)
+
+    def watch(self, gid: int, sock: socket.socket, family: int, on_escalation,
+              on_receive) -> None:
+        if getattr(self, "_loop", None) is None:
+            raise RuntimeError("attach first")
+        i = len(self._watched)
+        self._watched.append((gid, sock, family, on_escalation, on_receive, sock.fileno()))
+        self._held.append(0)
+        self._loop.add_reader(sock.fileno(), self.receive_wake, i)
+
+    def detach(self) -> None:
+        if getattr(self, "_loop", None) is None:
+            return
+        for i, rx in enumerate(self._watched):
+            if not self._held[i]:
+                self._loop.remove_reader(rx[5])
+        self._loop.remove_reader(self._tfd.fileno())
+        self._loop = None
+        self._watched, self._held = [], []
+
+    def rearm(self) -> None:
+        deadline = self._wheel.next_deadline()
+        for h in self._held:
+            if h and (deadline is None or h < deadline):
+                deadline = h
+        armed = self._tfd.armed_for
+        if deadline is not None and (armed is None or deadline < armed):
+            self._tfd.arm(deadline)
+
+    def _drain(self, i: int, now: int) -> tuple[int, int]:
+        """(packets, escalations) of watched socket i; an error goes to its on_receive."""
+        gid, sock, family, on_escalation, on_receive, _fd = self._watched[i]
         escalated = 0
 
         def count(esc, at: int) -> None:
@@ -87,14 +114,45 @@ class BatchIO:
             on_escalation(esc, at)
 
         try:
-            self.receive(fp, gid, sock, family, time.monotonic_ns(), count)
+            got = self.receive(self._fp, gid, sock, family, now, count)
         except OSError as exc:
-            slow(exc)
+            on_receive(exc)
+            return -1, 0
+        return got, escalated
+
+    def receive_wake(self, i: int) -> None:
+        now = time.monotonic_ns()
+        got, escalated = self._drain(i, now)
+        if got < 0:
             return
-        if escalated or fp.has_drop_samples():
-            slow(None)
+        if got and self._hold_ns:
+            self._loop.remove_reader(self._watched[i][5])
+            self._held[i] = now + self._hold_ns
+        if escalated or self._fp.has_drop_samples():
+            self._watched[i][4](None)
             return
-        _arm_earlier(timerfd, wheel.next_deadline())
+        self.rearm()
+
+    def timer_wake(self) -> None:
+        self._tfd.consume()
+        now = time.monotonic_ns()
+        python = False
+        for i, held in enumerate(self._held):
+            if not held:
+                continue
+            got, escalated = self._drain(i, now)
+            if got > 0:
+                self._held[i] = now + self._hold_ns
+            else:
+                self._held[i] = 0
+                self._loop.add_reader(self._watched[i][5], self.receive_wake, i)
+            python = python or escalated > 0
+        timers = self._fp.expire(now)
+        self.send_outbox(self._fp, self._tx_socks)
+        if timers or python or self._fp.has_drop_samples():
+            self._on_timers(now, timers)
+            return
+        self.rearm()
 
     def send_outbox(self, fp, socks) -> int:
         total = 0
@@ -110,8 +168,3 @@ class BatchIO:
             self.sent += 1
         return total
 
-
-def _arm_earlier(timerfd: TimerFd, deadline: int | None) -> None:
-    armed = timerfd.armed_for
-    if deadline is not None and (armed is None or deadline < armed):
-        timerfd.arm(deadline)
