@@ -67,11 +67,13 @@ def now_ns() -> int:
 
 # Python work is done in slices of this many instances, with C's due sends in between.
 # A receive socket that delivered is drained again this much later instead of on
-# its next packet, for as long as it keeps delivering (_fastio's wake-ups): a backup
-# of a thousand 0.1 s instances wakes ~1000 times a second, not ~5000. Arrival times
-# come from the kernel's stamps, so the delay moves no timer; it delays only what
-# an advert changes (a stopping master's Skew_Time still runs from its arrival).
-RECEIVE_HOLD_NS = 1_000_000
+# its next packet, for as long as it keeps delivering (_fastio's wake-ups). Arrival
+# times come from the kernel's stamps, so the delay moves no timer; it delays only
+# what an advert changes (a stopping master's Skew_Time still runs from its
+# arrival). 2 ms is longer than the gap between two 16-advert phases of one
+# interface (1.6 ms at a thousand 0.1 s instances), so a busy backup's sockets stay
+# held and it wakes ~500 times a second (1 ms: 1230, per packet: ~5000; bench/scale).
+RECEIVE_HOLD_NS = 2_000_000
 PUMP_EVERY = 32
 _MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
