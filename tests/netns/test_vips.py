@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import select
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 from ipaddress import IPv4Address, ip_interface
@@ -16,6 +19,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from fastvrrp import netlab
 from fastvrrp.config.model import VirtualAddress
 from fastvrrp.net.vips import (
+    IFA_F_MCAUTOJOIN,
     IFA_F_NODAD,
     IFA_F_NOPREFIXROUTE,
     NLM_F_ACK,
@@ -281,3 +285,139 @@ def test_monitor_reports_address_and_link_changes(node: Node) -> None:
     links = [e.link for e in events if isinstance(e, LinkEvent) and e.link.ifname == "eth0"]
     assert links and links[-1].up is False
     node.ip("link", "set", "eth0", "up")
+
+
+# ------------------------------------------------------------------ failures, small buffers
+
+SO_MEMINFO, SK_MEMINFO_DROPS = 55, 8
+NETLINK_ADD_MEMBERSHIP = 1
+RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE = 5, 7, 9, 11
+
+
+def _shrink(mgr: VipManager, rcvbuf: int | None) -> None:
+    """Set SO_RCVBUF on the manager's own socket, as a host whose net.core.rmem_max is
+    small would (the kernel doubles the value, and keeps at least 2304 bytes)."""
+    if rcvbuf is not None:
+        sock = socket.socket(fileno=os.dup(mgr.fileno()))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        finally:
+            sock.close()
+
+
+def _drops(mgr: VipManager) -> int:
+    sock = socket.socket(fileno=os.dup(mgr.fileno()))
+    try:
+        return struct.unpack("9I", sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))[
+            SK_MEMINFO_DROPS]
+    finally:
+        sock.close()
+
+
+def _mixed_failures(ifindex: int) -> tuple[list[VipSpec], dict[int, int], set[int]]:
+    """A batch whose failures are spread through it: (specs, index -> errno of the
+    failures, indexes of addresses added beforehand)."""
+    specs: list[VipSpec] = []
+    failing: dict[int, int] = {}
+    for i in range(240):
+        ip = f"203.0.113.{i}/32" if i < 200 else f"2001:db8:4::{i:x}/128"
+        if i % 9 == 4:  # autojoin of a unicast address: the kernel refuses it (EINVAL)
+            specs.append(VipSpec(ip_interface(ip), ifindex=ifindex,
+                                 extra_flags=IFA_F_MCAUTOJOIN))
+            failing[i] = errno.EINVAL
+        elif i % 31 == 7:  # an interface that does not exist (ENODEV from the kernel)
+            specs.append(VipSpec(ip_interface(ip), ifindex=99999))
+            failing[i] = errno.ENODEV
+        else:
+            specs.append(VipSpec(ip_interface(ip), ifindex=ifindex))
+    return specs, failing, {i for i in range(0, 240, 13) if i not in failing}
+
+
+@needs_netns
+@pytest.mark.parametrize("rcvbuf", [None, 4096, 1], ids=["default", "8k", "minimum"])
+def test_failures_spread_through_a_batch_go_to_their_own_specs(node: Node,
+                                                               rcvbuf: int | None) -> None:
+    def run() -> tuple[Any, ...]:
+        ifindex = socket.if_nametoindex("eth0")
+        specs, failing, before = _mixed_failures(ifindex)
+        with VipManager() as mgr:
+            mgr.add([specs[i] for i in sorted(before)])
+            _shrink(mgr, rcvbuf)
+            added = mgr.add(specs)
+            removed = mgr.remove(specs)
+            return specs, failing, before, added, removed, _drops(mgr)
+
+    specs, failing, before, added, removed, drops = node.call(run)
+    assert [(f.spec, f.errno) for f in added.failed] == [(specs[i], e) for i, e in
+                                                          failing.items()]
+    assert all(f.message for f in added.failed)
+    assert added.unchanged == [specs[i] for i in sorted(before)]  # EEXIST: already there
+    good = [s for i, s in enumerate(specs) if i not in failing]
+    assert added.changed == [s for s in good if s not in added.unchanged]
+    # Removing: the refused ones are absent (EADDRNOTAVAIL) or on no interface (ENODEV).
+    assert (removed.changed, removed.failed) == (good, [])
+    assert removed.unchanged == [specs[i] for i in failing]
+    assert drops == 0  # every answer fitted the receive buffer
+    assert not {str(s.address.ip) for s in specs} & {a["local"] for a in addr_info(node)}
+
+
+@needs_netns
+@pytest.mark.parametrize("rcvbuf", [212992, 4096, 1], ids=["debian-rmem_max", "8k", "minimum"])
+def test_a_small_receive_buffer_loses_no_outcome(node: Node, rcvbuf: int) -> None:
+    # Re-adding and re-removing make every request of the batch answer with an error,
+    # the most a batch can ask of the receive buffer. 600 answers (832 bytes each) do
+    # not fit the 416 KiB that SO_RCVBUF gets under Debian's net.core.rmem_max.
+    v4 = [f"{net}.{host}" for net in ("192.0.2", "203.0.113") for host in range(1, 151)]
+    batch = [VipSpec.parse(ip, ifname="eth0") for ip in v4] + [
+        VipSpec.parse(f"2001:db8:3::{i:x}", ifname="eth0") for i in range(1, 301)]
+
+    def run() -> list[tuple[int, int, int, int]]:
+        with VipManager() as mgr:
+            _shrink(mgr, rcvbuf)
+            counts = []
+            for step in (mgr.add, mgr.add, mgr.remove, mgr.remove):
+                r = step(batch)
+                counts.append((len(r.changed), len(r.unchanged), len(r.failed), _drops(mgr)))
+            return counts
+
+    n = len(batch)
+    assert node.call(run, timeout=120) == [(n, 0, 0, 0), (0, n, 0, 0), (n, 0, 0, 0),
+                                           (0, n, 0, 0)]
+    assert not {str(s.address.ip) for s in batch} & {a["local"] for a in addr_info(node)}
+
+
+@needs_netns
+def test_answers_lost_to_an_overrun_are_settled_by_reading_back(node: Node) -> None:
+    # Address and route notifications on the manager's own socket (two or three per
+    # added address) fill its small receive buffer behind the batch's back: errors and
+    # sentinels are dropped (ENOBUFS). The outcome must still be what the kernel did,
+    # not "all failed".
+    def run() -> tuple[Any, ...]:
+        ifindex = socket.if_nametoindex("eth0")
+        specs, failing, before = _mixed_failures(ifindex)
+        with VipManager() as mgr:
+            mgr.add([specs[i] for i in sorted(before)])
+            sock = socket.socket(fileno=os.dup(mgr.fileno()))
+            for group in (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_IFADDR,
+                          RTNLGRP_IPV6_ROUTE):
+                sock.setsockopt(270, NETLINK_ADD_MEMBERSHIP, group)  # SOL_NETLINK
+            sock.close()
+            _shrink(mgr, 8192)
+            added = mgr.add(specs)
+            drops = _drops(mgr)
+            removed = mgr.remove(specs)
+            present = mgr.present(specs)
+            return specs, failing, before, added, removed, drops, present
+
+    specs, failing, before, added, removed, drops, present = node.call(run)
+    assert drops > 0  # the overrun happened
+    good = [s for i, s in enumerate(specs) if i not in failing]
+    # Lost answers: an address present after the add counts as added, even one that
+    # was there before (its EEXIST may be lost); a refused one as failed (EINVAL, or
+    # ENOBUFS when its error was lost).
+    assert sorted(added.changed + added.unchanged, key=specs.index) == good
+    assert set(added.unchanged) <= {specs[i] for i in before}
+    assert [f.spec for f in added.failed] == [specs[i] for i in failing]
+    assert {f.errno for f in added.failed} <= {errno.EINVAL, errno.ENODEV, errno.ENOBUFS}
+    assert removed.failed == [] and present == set()
+    assert set(removed.changed) >= set(good)

@@ -2,10 +2,15 @@
 
 keepalived adds each VIP with its own RTM_NEWADDR and waits for the ack
 (`netlink_ipaddress()` in vrrp_ipaddress.c). Here a whole batch is written with as few
-send() calls as fit in the socket buffer, and the acks are collected afterwards and
-matched back to their address by sequence number, so 1000 VIPs cost a handful of
-system calls instead of 2000 round trips (DESIGN.md: "Netlink changes for many VIPs are
-batched").
+send() calls as fit the socket buffers, so 1000 VIPs cost a handful of system calls
+instead of 2000 round trips (DESIGN.md: "Netlink changes for many VIPs are batched").
+The requests carry no NLM_F_ACK: rtnetlink handles a write synchronously and answers
+every *failed* request with an NLMSG_ERROR carrying its sequence number anyway, so each
+write ends with an NLMSG_NOOP that does ask for an ack (the sentinel). When its ack is
+read, every request of the write without an error succeeded. A write holds no more
+requests than the receive buffer can hold replies for (one error each, worst case);
+if replies are lost all the same (ENOBUFS), what is configured is read back with a
+dump instead of reporting the lost ones as failed.
 
 The socket is a plain AF_NETLINK socket, not a pyroute2 one: pyroute2 0.9.7 runs every
 request through its own asyncio loop, so its sync `IPRoute` raises "Cannot run the event
@@ -55,6 +60,7 @@ IPAddress: TypeAlias = IPv4Address | IPv6Address
 
 # linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h, linux/if_link.h
 NETLINK_ROUTE = 0
+NLMSG_NOOP = 1
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
@@ -103,12 +109,24 @@ _SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "n
 _CONFIG_FLAGS = {"home": IFA_F_HOMEADDRESS, "mngtmpaddr": IFA_F_MANAGETEMPADDR,
                  "noprefixroute": IFA_F_NOPREFIXROUTE, "autojoin": IFA_F_MCAUTOJOIN}
 
-# The kernel answers one batch write with one ack per message; bound a write so the
-# acks of one write always fit the receive buffer (an overflowing netlink receive
-# queue drops acks and we could not tell which address they were for).
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33  # asm-generic/socket.h; not in Python's socket
+
+# Bytes per batch write (the kernel also refuses writes over sk_sndbuf - 32).
 _MAX_WRITE = 64 * 1024
-_RCVBUF = 1 << 20
-_CHANGED, _UNCHANGED, _FAILED = 0, 1, 2  # outcome of one address in a batch
+_RCVBUF = 1 << 20  # asked for (the kernel doubles it); SO_RCVBUFFORCE passes rmem_max
+# What one reply costs in the receive buffer (skb truesize): an error with
+# NETLINK_CAP_ACK, the extended-ack text and its header measured 832 bytes on 6.18, as
+# does an ack. Without NETLINK_CAP_ACK the whole request is echoed. A write holds at
+# most rcvbuf // cost - 1 requests, so even if every one of them fails, their errors
+# and the sentinel's ack fit the receive queue.
+_REPLY_COST = 1024
+_REPLY_COST_UNCAPPED = 1536
+# One datagram. Dumps fill at most ~32 KiB per read (the kernel caps its dump skbs at
+# SKB_WITH_OVERHEAD(32 KiB)); an ack or error is under 200 bytes.
+_READ_BUF = 64 * 1024
+_CACHE_MAX = 1 << 16  # encoded requests kept per direction (add / remove)
+_CHANGED, _UNCHANGED = 0, 1  # outcome of one address in a batch (or a VipFailure)
+_SEQ_OFFSET = 8  # of nlmsg_seq in struct nlmsghdr
 
 
 class NetlinkError(OSError):
@@ -153,18 +171,19 @@ def _parse_nlas(data: bytes | memoryview, offset: int, end: int) -> dict[int, by
     return attrs
 
 
-def _iter_messages(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+def _iter_messages(data: bytes | memoryview) -> Iterator[tuple[int, int, int, int, int]]:
     """(type, flags, seq, body offset, message end) for each message in a datagram."""
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
         length, kind, flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-        if length < _NLMSGHDR.size:
+        if length < _NLMSGHDR.size or offset + length > len(data):
             break
         yield kind, flags, seq, offset + _NLMSGHDR.size, offset + length
         offset += _align(length)
 
 
-def _parse_error(data: bytes, body: int, end: int, flags: int) -> tuple[int, str]:
+def _parse_error(data: bytes | memoryview, body: int, end: int,
+                 flags: int) -> tuple[int, str]:
     """NLMSG_ERROR body -> (positive errno or 0, kernel's extended-ack text)."""
     (err,) = _ERRNO.unpack_from(data, body)
     text = ""
@@ -305,7 +324,7 @@ class AddrEvent:
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_addr(data: bytes, body: int, end: int) -> AddrInfo | None:
+def _decode_addr(data: bytes | memoryview, body: int, end: int) -> AddrInfo | None:
     family, prefixlen, flags8, scope, index = _IFADDRMSG.unpack_from(data, body)
     attrs = _parse_nlas(data, body + _IFADDRMSG.size, end)
     if family not in (socket.AF_INET, socket.AF_INET6):
@@ -324,7 +343,7 @@ def _decode_addr(data: bytes, body: int, end: int) -> AddrInfo | None:
                     flags=flags, label=label, broadcast=brd, peer=peer)
 
 
-def _decode_link(data: bytes, body: int, end: int) -> LinkInfo:
+def _decode_link(data: bytes | memoryview, body: int, end: int) -> LinkInfo:
     _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, body)
     attrs = _parse_nlas(data, body + _IFINFOMSG.size, end)
     return LinkInfo(
@@ -340,9 +359,11 @@ def _decode_link(data: bytes, body: int, end: int) -> LinkInfo:
 # --------------------------------------------------------------------------- encoding
 
 
-def encode_addr_request(spec: VipSpec, ifindex: int, add: bool, seq: int) -> bytes:
-    """One RTM_NEWADDR (add) or RTM_DELADDR request with NLM_F_ACK, as keepalived's
-    netlink_ipaddress() builds it (IFA_LOCAL; brd, flags, label, peer, cacheinfo on add).
+def encode_addr_request(spec: VipSpec, ifindex: int, add: bool, seq: int, *,
+                        ack: bool = True) -> bytes:
+    """One RTM_NEWADDR (add) or RTM_DELADDR request, as keepalived's netlink_ipaddress()
+    builds it (IFA_LOCAL; brd, flags, label, peer, cacheinfo on add). With `ack` it
+    asks for NLM_F_ACK; VipManager's batches leave it out (failures answer anyway).
 
     Add uses NLM_F_CREATE|NLM_F_EXCL so an existing address answers EEXIST (counted as
     "already there") instead of being silently replaced.
@@ -373,35 +394,76 @@ def encode_addr_request(spec: VipSpec, ifindex: int, add: bool, seq: int) -> byt
     body = _IFADDRMSG.pack(spec.family, addr.network.prefixlen, flags & 0xFF,
                            spec.scope if add else 0, ifindex) + b"".join(attrs)
     kind = RTM_NEWADDR if add else RTM_DELADDR
-    nl_flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE | NLM_F_EXCL if add else 0)
+    nl_flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0) | (
+        NLM_F_CREATE | NLM_F_EXCL if add else 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, nl_flags, seq, 0) + body
+
+
+def encode_sentinel(seq: int) -> bytes:
+    """An NLMSG_NOOP asking for an ack: the kernel answers it after every request
+    written before it in the same write (and does nothing else)."""
+    return _NLMSGHDR.pack(_NLMSGHDR.size, NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, seq, 0)
 
 
 # --------------------------------------------------------------------------- manager
 
 
+def _set_buffer(sock: socket.socket, force_opt: int, opt: int, size: int) -> None:
+    """SO_RCVBUFFORCE/SO_SNDBUFFORCE (root: not capped by net.core.[rw]mem_max), else
+    the capped SO_RCVBUF/SO_SNDBUF."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force_opt, size)
+    except OSError:  # EPERM without CAP_NET_ADMIN
+        sock.setsockopt(socket.SOL_SOCKET, opt, size)
+
+
+def _set_netlink_flag(sock: socket.socket, opt: int) -> bool:
+    try:
+        sock.setsockopt(SOL_NETLINK, opt, 1)
+    except OSError:  # older kernels: full acks, no reason text
+        return False
+    return True
+
+
 class VipManager:
     """Adds and removes VIPs in batches over one rtnetlink socket in the current
     namespace. One per daemon; not thread-safe. Every call is synchronous: the kernel
-    answers address changes in microseconds, so a 1000-address batch takes a few ms."""
+    applies a write while send() runs, so a 1000-address IPv4 batch takes a few ms.
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    `rcvbuf` is the receive buffer asked for (SO_RCVBUFFORCE, else SO_RCVBUF as
+    net.core.rmem_max allows). Each batch sizes its writes to the buffer the socket
+    has then, so a small one costs more writes, not lost answers. Should answers be
+    lost all the same (ENOBUFS, or none within `timeout`), the addresses concerned are
+    read back: present after an add, or absent after a remove, counts as `changed`;
+    otherwise `failed`, with the errno of the loss.
+    """
+
+    def __init__(self, timeout: float = 5.0, rcvbuf: int = _RCVBUF) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                    NETLINK_ROUTE)
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _RCVBUF)
-            for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
-                try:
-                    self._sock.setsockopt(SOL_NETLINK, opt, 1)
-                except OSError:  # older kernels: full acks, no reason text
-                    pass
+            _set_buffer(self._sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
+            _set_buffer(self._sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, _RCVBUF)
+            self._cap_ack = _set_netlink_flag(self._sock, NETLINK_CAP_ACK)
+            _set_netlink_flag(self._sock, NETLINK_EXT_ACK)
             self._sock.bind((0, 0))
-            self._sock.settimeout(timeout)
+            # Blocking, the timeout kept by the kernel (SO_RCVTIMEO): with a Python
+            # socket timeout every read would cost a poll() first.
+            self._timeout = timeout
+            usec = max(1, round(timeout * 1e6))
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                  struct.pack("@ll", usec // 1_000_000, usec % 1_000_000))
         except BaseException:
             self._sock.close()
             raise
         self._seq = 0
+        # Every read lands here; messages are parsed from a view of it (the decoders
+        # copy out what they keep).
+        self._buf = bytearray(_READ_BUF)
+        self._view = memoryview(self._buf)
+        # id(spec) -> (spec, ifindex, request with seq 0, no NLM_F_ACK); [0] remove, [1] add.
+        # Holding the spec keeps its id from being reused while the entry exists.
+        self._encoded: tuple[dict[int, tuple[VipSpec, int, bytes]], ...] = ({}, {})
 
     # -- lifecycle
 
@@ -430,76 +492,156 @@ class VipManager:
         return self._batch(specs, add=False)
 
     def _batch(self, specs: Sequence[VipSpec], add: bool) -> VipBatchResult:
-        outcomes: list[tuple[int, int, VipSpec, VipFailure | None]] = []  # (index, kind, ...)
-        pending: dict[int, tuple[int, VipSpec]] = {}  # seq -> (index in batch, spec)
+        outcomes: list[int | VipFailure] = [_CHANGED] * len(specs)  # by index in the batch
+        unknown: list[tuple[int, int, OSError]] = []  # (index, ifindex, why): no answer
+        per_write, max_bytes = self._write_limits()
+        cache = self._encoded[add]
+        ifindexes: dict[str | None, int] = {}
         chunk: list[bytes] = []
+        where: list[tuple[int, int]] = []  # (index, ifindex) of each request in chunk
         size = 0
         for index, spec in enumerate(specs):
-            ifindex = spec.ifindex or self._ifindex(spec.ifname)
+            ifindex = spec.ifindex
             if not ifindex:
-                if add:
-                    failure = VipFailure(spec, errno_mod.ENODEV, f"no interface {spec.ifname!r}")
-                    outcomes.append((index, _FAILED, spec, failure))
-                else:
-                    outcomes.append((index, _UNCHANGED, spec, None))
-                continue
-            seq = self._next_seq()
-            msg = encode_addr_request(spec, ifindex, add, seq)
-            if size + len(msg) > _MAX_WRITE:
-                self._flush(chunk, pending, add, outcomes)
-                chunk, size = [], 0
-            chunk.append(msg)
-            size += len(msg)
-            pending[seq] = (index, spec)
-        self._flush(chunk, pending, add, outcomes)
-        outcomes.sort(key=lambda o: o[0])
-        result = VipBatchResult()
-        for _index, kind, spec, failure in outcomes:
-            if kind == _CHANGED:
-                result.changed.append(spec)
-            elif kind == _UNCHANGED:
-                result.unchanged.append(spec)
+                found = ifindexes.get(spec.ifname)
+                if found is None:
+                    found = ifindexes[spec.ifname] = self._ifindex(spec.ifname)
+                if not found:
+                    outcomes[index] = (VipFailure(spec, errno_mod.ENODEV,
+                                                  f"no interface {spec.ifname!r}")
+                                       if add else _UNCHANGED)
+                    continue
+                ifindex = found
+            hit = cache.get(id(spec))
+            if hit is not None and hit[0] is spec and hit[1] == ifindex:
+                msg = hit[2]
             else:
-                assert failure is not None
-                result.failed.append(failure)
+                msg = encode_addr_request(spec, ifindex, add, 0, ack=False)
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[id(spec)] = (spec, ifindex, msg)
+            if chunk and (len(chunk) >= per_write or size + len(msg) > max_bytes):
+                self._flush(specs, chunk, where, add, outcomes, unknown)
+                chunk, where, size = [], [], 0
+            chunk.append(msg)
+            where.append((index, ifindex))
+            size += len(msg)
+        if chunk:
+            self._flush(specs, chunk, where, add, outcomes, unknown)
+        if unknown:
+            self._settle(specs, add, outcomes, unknown)
+        result = VipBatchResult()
+        for spec, outcome in zip(specs, outcomes):
+            if isinstance(outcome, VipFailure):
+                result.failed.append(outcome)
+            elif outcome == _CHANGED:
+                result.changed.append(spec)
+            else:
+                result.unchanged.append(spec)
         return result
 
-    def _flush(self, chunk: list[bytes], pending: dict[int, tuple[int, VipSpec]], add: bool,
-               outcomes: list[tuple[int, int, VipSpec, VipFailure | None]]) -> None:
-        """Send one write of requests and collect an ack for each of them."""
-        if not chunk:
-            return
+    def _write_limits(self) -> tuple[int, int]:
+        """(requests, bytes) per write for the socket's buffers as they are now."""
+        rcvbuf = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sndbuf = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        cost = _REPLY_COST if self._cap_ack else _REPLY_COST_UNCAPPED
+        # The kernel drops a reply that would take the queue over sk_rcvbuf (what
+        # SO_RCVBUF reads back); one is the sentinel's ack. Writes over
+        # sk_sndbuf - 32 bytes are refused (EMSGSIZE).
+        return max(1, rcvbuf // cost - 1), min(_MAX_WRITE, sndbuf - 32 - _NLMSGHDR.size)
+
+    def _flush(self, specs: Sequence[VipSpec], chunk: list[bytes],
+               where: list[tuple[int, int]], add: bool, outcomes: list[int | VipFailure],
+               unknown: list[tuple[int, int, OSError]]) -> None:
+        """Send one write (the requests, then the sentinel) and read its answers: an
+        error for each failed request, then the sentinel's ack."""
+        count = len(chunk)
+        base = self._take_seqs(count + 1)  # base + i: chunk[i]; base + count: sentinel
+        data = bytearray().join(chunk)
+        offset = _SEQ_OFFSET
+        pack_seq = _U32.pack_into
+        for i, msg in enumerate(chunk):
+            pack_seq(data, offset, base + i)
+            offset += len(msg)
+        data += encode_sentinel(base + count)
         try:
-            self._sock.send(b"".join(chunk))
-        except OSError as exc:
-            for index, spec in pending.values():
-                failure = VipFailure(spec, exc.errno or 0, f"send: {exc.strerror}")
-                outcomes.append((index, _FAILED, spec, failure))
-            pending.clear()
+            self._sock.send(data)
+        except OSError as exc:  # nothing of the write was applied
+            for index, _ifindex in where:
+                outcomes[index] = VipFailure(specs[index], exc.errno or 0,
+                                             f"send: {exc.strerror}")
             return
         ignorable = (errno_mod.EEXIST,) if add else (errno_mod.EADDRNOTAVAIL, errno_mod.ENODEV)
-        while pending:
+        answered: set[int] = set()
+        lost: OSError | None = None
+        wait, done = True, False
+        while not done:
             try:
-                data = self._sock.recv(_RCVBUF)
-            except OSError as exc:  # timeout or ENOBUFS: the rest cannot be known
-                for index, spec in pending.values():
-                    failure = VipFailure(spec, exc.errno or errno_mod.ETIMEDOUT, f"no ack: {exc}")
-                    outcomes.append((index, _FAILED, spec, failure))
-                pending.clear()
-                return
-            for kind, flags, seq, body, end in _iter_messages(data):
-                entry = pending.pop(seq, None)
-                if entry is None or kind != NLMSG_ERROR:
-                    continue  # a late answer to an earlier, abandoned batch
-                index, spec = entry
-                err, text = _parse_error(data, body, end, flags)
-                if err == 0:
-                    outcomes.append((index, _CHANGED, spec, None))
-                elif err in ignorable:
-                    outcomes.append((index, _UNCHANGED, spec, None))
+                view = self._recv(wait)
+            except BlockingIOError:  # drained after an overrun; the sentinel's ack was lost
+                break
+            except OSError as exc:
+                lost = exc
+                if exc.errno == errno_mod.ENOBUFS:
+                    # The queue overflowed while the kernel answered, so some answers
+                    # are lost. All it could answer was queued before send() returned:
+                    # read the rest without waiting.
+                    wait = False
+                    continue
+                break  # timeout (or a truncated read): the rest is unknown
+            for kind, flags, seq, body, end in _iter_messages(view):
+                if kind != NLMSG_ERROR:
+                    continue
+                i = (seq - base) & 0xFFFFFFFF
+                if i >= count:
+                    done = done or i == count  # the sentinel's ack; else a stale answer
+                    continue
+                answered.add(i)
+                (err,) = _ERRNO.unpack_from(view, body)
+                if not err:  # an ack, which these requests did not ask for
+                    continue
+                index = where[i][0]
+                if -err in ignorable:
+                    outcomes[index] = _UNCHANGED
                 else:
+                    err, text = _parse_error(view, body, end, flags)
                     message = os.strerror(err) + (f": {text}" if text else "")
-                    outcomes.append((index, _FAILED, spec, VipFailure(spec, err, message)))
+                    outcomes[index] = VipFailure(specs[index], err, message)
+        if lost is not None:
+            unknown.extend((index, ifindex, lost)
+                           for i, (index, ifindex) in enumerate(where) if i not in answered)
+
+    def _settle(self, specs: Sequence[VipSpec], add: bool, outcomes: list[int | VipFailure],
+                unknown: list[tuple[int, int, OSError]]) -> None:
+        """Outcomes of the requests whose answers were lost, from what is configured."""
+        try:
+            have = [a for family in {specs[index].family for index, _, _ in unknown}
+                    for a in self.dump(family=family)]
+        except OSError as exc:
+            for index, _ifindex, why in unknown:
+                outcomes[index] = VipFailure(
+                    specs[index], why.errno or errno_mod.EIO,
+                    f"no answer ({why.strerror or why}) and reading back failed: {exc}")
+            return
+        exact = {(a.ifindex, a.address) for a in have}
+        ips = {(a.ifindex, a.address.ip) for a in have}
+        for index, ifindex, why in unknown:
+            spec = specs[index]
+            if (ifindex, spec.address) in exact:
+                if add:
+                    outcomes[index] = _CHANGED
+                    continue
+            elif not add:
+                outcomes[index] = _CHANGED
+                continue
+            elif spec.family == socket.AF_INET6 and (ifindex, spec.address.ip) in ips:
+                outcomes[index] = _UNCHANGED  # same address, other prefix: EEXIST
+                continue
+            state = "not configured" if add else "still configured"
+            outcomes[index] = VipFailure(
+                spec, why.errno or errno_mod.EIO,
+                f"{why.strerror or why}: the kernel's answer was lost and the address "
+                f"is {state}")
 
     def present(self, specs: Iterable[VipSpec]) -> set[VipSpec]:
         """The subset of `specs` configured now (same interface, address and prefix)."""
@@ -531,23 +673,55 @@ class VipManager:
         self._sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK,
                                        NLM_F_REQUEST, seq, 0) + body)
         while True:
-            data = self._sock.recv(_RCVBUF)
-            for kind, flags, mseq, mbody, end in _iter_messages(data):
+            view = self._recv_reply()
+            for kind, flags, mseq, mbody, end in _iter_messages(view):
                 if mseq != seq:
                     continue
                 if kind == NLMSG_ERROR:
-                    err, text = _parse_error(data, mbody, end, flags)
+                    err, text = _parse_error(view, mbody, end, flags)
                     if err in (errno_mod.ENODEV, 0):
                         return None
                     raise NetlinkError(err, f"RTM_GETLINK {ifname}: {os.strerror(err)} {text}")
                 if kind == RTM_NEWLINK:
-                    return _decode_link(data, mbody, end)
+                    return _decode_link(view, mbody, end)
 
     # -- plumbing
 
+    def _take_seqs(self, count: int) -> int:
+        """The first of `count` consecutive sequence numbers (never 0, never wrapping)."""
+        base = self._seq + 1
+        if base + count > 0xFFFFFFFF:
+            base = 1
+        self._seq = base + count - 1
+        return base
+
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
-        return self._seq
+        return self._take_seqs(1)
+
+    def _recv(self, wait: bool = True) -> memoryview:
+        """One datagram, as a view of the read buffer (valid until the next read)."""
+        try:
+            n = self._sock.recv_into(self._buf, 0, socket.MSG_TRUNC if wait else
+                                     socket.MSG_TRUNC | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            if not wait:
+                raise
+            raise TimeoutError(errno_mod.ETIMEDOUT,
+                               f"no netlink answer within {self._timeout} s") from None
+        if n > _READ_BUF:  # MSG_TRUNC: n is the datagram's real length
+            raise NetlinkError(errno_mod.EMSGSIZE,
+                               f"netlink datagram of {n} bytes truncated to {_READ_BUF}")
+        return self._view[:n]
+
+    def _recv_reply(self) -> memoryview:
+        """_recv for dumps and queries, which the kernel never drops (it sends a dump
+        as the reader makes room): ENOBUFS reports some other, earlier drop."""
+        while True:
+            try:
+                return self._recv()
+            except OSError as exc:
+                if exc.errno != errno_mod.ENOBUFS:
+                    raise
 
     @staticmethod
     def _ifindex(ifname: str | None) -> int:
@@ -564,16 +738,16 @@ class VipManager:
                                        NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
         out = []
         while True:
-            data = self._sock.recv(_RCVBUF)
-            for mkind, flags, mseq, mbody, end in _iter_messages(data):
+            view = self._recv_reply()
+            for mkind, flags, mseq, mbody, end in _iter_messages(view):
                 if mseq != seq:
                     continue
                 if mkind == NLMSG_DONE:
                     return out
                 if mkind == NLMSG_ERROR:
-                    err, text = _parse_error(data, mbody, end, flags)
+                    err, text = _parse_error(view, mbody, end, flags)
                     raise NetlinkError(err, f"dump {kind}: {os.strerror(err)} {text}")
-                out.append(decode(data, mbody, end))
+                out.append(decode(view, mbody, end))
 
 
 # --------------------------------------------------------------------------- events
@@ -593,13 +767,15 @@ class NetlinkMonitor:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                    NETLINK_ROUTE)
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+            _set_buffer(self._sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, _RCVBUF)
             self._sock.bind((0, groups))
             self._sock.setblocking(False)
         except BaseException:
             self._sock.close()
             raise
         self.overruns = 0  # ENOBUFS: events were lost; the caller should re-dump
+        self._buf = bytearray(_READ_BUF)
+        self._view = memoryview(self._buf)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -618,7 +794,7 @@ class NetlinkMonitor:
         events: list[LinkEvent | AddrEvent] = []
         while True:
             try:
-                data = self._sock.recv(_RCVBUF)
+                n = self._sock.recv_into(self._buf, 0, socket.MSG_TRUNC)
             except BlockingIOError:
                 return events
             except OSError as exc:
@@ -626,6 +802,10 @@ class NetlinkMonitor:
                     self.overruns += 1
                     continue
                 raise
+            if n > _READ_BUF:  # cut short: its events are lost like an overrun's
+                self.overruns += 1
+                continue
+            data = self._view[:n]
             for kind, _flags, _seq, body, end in _iter_messages(data):
                 if kind in (RTM_NEWLINK, RTM_DELLINK):
                     events.append(LinkEvent(kind == RTM_DELLINK, _decode_link(data, body, end)))
