@@ -185,6 +185,9 @@ class Runtime:
     fast_backup: bool = True  # False: every advert of this backup goes through Python
     group: SyncGroup | None = None
     vips_installed: bool = False
+    # Its takeover's first GARP burst went out right behind its VIPs (the router's
+    # _install_takeover_vips); the state machine's SendGarp for it is dropped.
+    takeover_garp_sent: bool = False
     track_faults: frozenset[str] = frozenset()  # fault reasons from tracking
 
     @property

@@ -124,6 +124,7 @@ class Router:
         # them: timers (idx, kind, now) and adverts (key, escalation, arrival, None).
         self._due_later: list[tuple] = []
         self._vip_queue: list[Runtime] = []  # taken over by C, VIPs not yet added
+        self._garp_queue: list[Runtime] = []  # taken over by C, VIPs added, GARPs not sent
         self._defer: dict[tuple, Callable] = {}  # receive key -> _defer_advert for it
 
     # ------------------------------------------------------------------ set-up
@@ -349,12 +350,24 @@ class Router:
         """C has sent these instances' first adverts as master, which their state
         machines promised (takeover_priority), so their VIPs follow right behind, as
         keepalived adds them right after the advert, before any state machine runs
-        (their AddVips then finds them installed). In slices, with C's sends between;
-        timers found due meanwhile wait in _due_later."""
-        while self._vip_queue:
-            batch = self._vip_queue[:PUMP_EVERY]
-            del self._vip_queue[:PUMP_EVERY]
-            self._change_vips(batch, add=True)
+        (their AddVips then finds them installed); then their first GARP bursts, which
+        is what moves the hosts' traffic (_become_master's SendGarp, dropped from the
+        machine's actions in _run_timers). Every VIP before any GARP; in slices, with
+        C's sends between; timers found due meanwhile wait in _due_later."""
+        while self._vip_queue or self._garp_queue:
+            if self._vip_queue:
+                batch = self._vip_queue[:PUMP_EVERY]
+                del self._vip_queue[:PUMP_EVERY]
+                self._change_vips(batch, add=True)
+                self._garp_queue.extend(batch)
+            else:
+                batch = self._garp_queue[:PUMP_EVERY]
+                del self._garp_queue[:PUMP_EVERY]
+                for rt in batch:
+                    repeat = rt.fsm.params.garp_master_repeat
+                    if repeat and rt.garp_ips and rt.vips_installed:
+                        self.garp.send_burst(rt.link, rt.garp_ips, repeat)
+                        rt.takeover_garp_sent = True
             if not self._stopping:
                 self._due_later.extend(self._expire_and_send(self._now()))
 
@@ -372,12 +385,25 @@ class Router:
                 idx, kind, now = item
                 rt = self.runtimes[idx]
                 kind = TimerKind(kind)
+                mark = len(self._pending)
                 self._input(rt, lambda g, m: g.timer(now, m, kind), lambda m: m.timer(now, kind))
+                if rt.takeover_garp_sent:
+                    self._drop_takeover_garp(rt, mark)
             i += 1
             if i % PUMP_EVERY == 0:
                 self._send_due()
                 due.extend(self._due_later)
                 self._due_later = []
+
+    def _drop_takeover_garp(self, rt: Runtime, mark: int) -> None:
+        """The machine's first SendGarp after `mark` is the one already sent with the
+        VIPs; if its input did not take it over (a stale expiry), nothing is dropped."""
+        rt.takeover_garp_sent = False
+        for i in range(mark, len(self._pending)):
+            who, action = self._pending[i]
+            if who is rt and isinstance(action, A.SendGarp):
+                del self._pending[i]
+                return
 
     def _send_due(self) -> None:
         """Between slices of Python work: C reads the sockets (steady adverts and a
