@@ -196,3 +196,33 @@ def test_a_thousand_vip_burst_goes_out_whole(lab: Lab) -> None:
 
     # 5000 frames: none may find the (non-blocking) socket's buffer full.
     assert a.call(burst) == (5000, 0)
+
+
+def _bursts(groups: list[list[str]], repeat: int) -> int:
+    with VipManager() as mgr, GarpSender() as sender:
+        link = mgr.resolve("eth0")
+        assert link is not None
+        return sender.send_bursts([(link, [ip_address(v) for v in g]) for g in groups], repeat)
+
+
+def test_many_bursts_go_out_round_by_round(lab: Lab, tmp_path: Path) -> None:
+    a = lab.node("a", ["192.0.2.1/24", "2001:db8::1/64"])
+    obs = lab.node("obs", ["192.0.2.2/24", "2001:db8::2/64"])
+    mac = a.link().mac
+    # Three instances' VIPs (one with an IPv6 VIP too), three rounds.
+    groups = [["192.0.2.60", "192.0.2.61"], ["192.0.2.62"], ["192.0.2.63", "2001:db8::63"]]
+    sent = 0
+
+    def send() -> None:
+        nonlocal sent
+        sent = a.call(_bursts, groups, 3)
+
+    frames = _captured(lab, obs, tmp_path, send, expect=15)
+    assert sent == 15
+    arps = [f[ARP].psrc for f in frames if ARP in f and f.src == mac]
+    nas = [str(IPv6Address(f[ICMPv6ND_NA].tgt)) for f in frames
+           if ICMPv6ND_NA in f and f.src == mac]
+    v4 = ["192.0.2.60", "192.0.2.61", "192.0.2.62", "192.0.2.63"]
+    # Every VIP's first frame before any repeat: round by round, in the bursts' order.
+    assert arps == v4 * 3
+    assert nas == ["2001:db8::63"] * 3

@@ -125,6 +125,7 @@ class Router:
         self._due_later: list[tuple] = []
         self._vip_queue: list[Runtime] = []  # taken over by C, VIPs not yet added
         self._garp_queue: list[Runtime] = []  # taken over by C, VIPs added, GARPs not sent
+        self._garp_repeats: list[Runtime] = []  # first GARP round sent, the repeats not
         self._defer: dict[tuple, Callable] = {}  # receive key -> _defer_advert for it
 
     # ------------------------------------------------------------------ set-up
@@ -352,22 +353,34 @@ class Router:
         keepalived adds them right after the advert, before any state machine runs
         (their AddVips then finds them installed); then their first GARP bursts, which
         is what moves the hosts' traffic (_become_master's SendGarp, dropped from the
-        machine's actions in _run_timers). Every VIP before any GARP; in slices, with
-        C's sends between; timers found due meanwhile wait in _due_later."""
-        while self._vip_queue or self._garp_queue:
+        machine's actions in _run_timers). Every VIP before any GARP, every first GARP
+        before any repeat; in slices, with C's sends between; timers found due
+        meanwhile wait in _due_later."""
+        while self._vip_queue or self._garp_queue or self._garp_repeats:
             if self._vip_queue:
                 batch = self._vip_queue[:PUMP_EVERY]
                 del self._vip_queue[:PUMP_EVERY]
                 self._change_vips(batch, add=True)
                 self._garp_queue.extend(batch)
             else:
-                batch = self._garp_queue[:PUMP_EVERY]
-                del self._garp_queue[:PUMP_EVERY]
+                # Every instance's first GARP round, then the repeats: one sendmmsg
+                # per interface per round for a slice.
+                first = bool(self._garp_queue)
+                queue = self._garp_queue if first else self._garp_repeats
+                batch = queue[:PUMP_EVERY]
+                del queue[:PUMP_EVERY]
+                by_repeat: dict[int, list[Runtime]] = {}
                 for rt in batch:
                     repeat = rt.fsm.params.garp_master_repeat
-                    if repeat and rt.garp_ips and rt.vips_installed:
-                        self.garp.send_burst(rt.link, rt.garp_ips, repeat)
-                        rt.takeover_garp_sent = True
+                    if repeat and rt.garp_ips and rt.vips_installed and (first or repeat > 1):
+                        by_repeat.setdefault(repeat, []).append(rt)
+                for repeat, rts in by_repeat.items():
+                    self.garp.send_bursts([(rt.link, rt.garp_ips) for rt in rts],
+                                          1 if first else repeat - 1)
+                    if first:
+                        for rt in rts:
+                            rt.takeover_garp_sent = True
+                        self._garp_repeats.extend(rt for rt in rts if repeat > 1)
             if not self._stopping:
                 self._due_later.extend(self._expire_and_send(self._now()))
 

@@ -301,6 +301,31 @@ class GarpSender:
         self.sent += total
         return total
 
+    def send_bursts(self, bursts: Sequence[tuple[LinkLike, Sequence[IPAddress]]],
+                    repeat: int = 1) -> int:
+        """send_burst for many (link, VIPs) at once, round by round: each round is one
+        sendmmsg per interface and kind carrying every burst's frames, so a mass
+        takeover's first GARPs all leave before any repeat. Returns the frames sent."""
+        by_link: dict[int, tuple[LinkLike, list[bytes], list[bytes]]] = {}
+        for link, vips in bursts:
+            plan = self._plan(link, vips)
+            entry = by_link.setdefault(link.ifindex, (link, [], []))
+            entry[1].extend(plan.arp.frames)
+            entry[2].extend(plan.na.frames)
+        batches = []
+        for ifindex, (link, arp, na) in by_link.items():
+            for frames, proto in ((arp, ETH_P_ARP), (na, ETH_P_IPV6)):
+                if frames:
+                    batches.append((link, _Batch(ifindex, frames, proto)))
+        total = 0
+        for _ in range(repeat):
+            for link, batch in batches:
+                sent = batch.send(self._socket(link.ifindex), link.ifname)
+                total += sent
+                self.errors += len(batch.frames) - sent
+        self.sent += total
+        return total
+
     async def send_paced(self, link: LinkLike, vips: Sequence[IPAddress], repeat: int = 1,
                          garp_interval: float = 0.0, gna_interval: float = 0.0) -> int:
         """Like send_burst, but consecutive ARPs are `garp_interval` seconds apart and
