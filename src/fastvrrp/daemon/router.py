@@ -33,10 +33,10 @@ from fastvrrp.daemon.instances import (
     Runtime,
     reload_key,
     StartupError,
+    advert_phases,
     advertised_addresses,
     auth_of,
     expect_kwargs,
-    advert_phases,
     instance_params,
     primary_address,
     send_checksum_form,
@@ -65,7 +65,6 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
-# Python work is done in slices of this many instances, with C's due sends in between.
 # A receive socket that delivered is drained again this much later instead of on
 # its next packet, for as long as it keeps delivering (_fastio's wake-ups). Arrival
 # times come from the kernel's stamps, so the delay moves no timer; it delays only
@@ -74,6 +73,7 @@ def now_ns() -> int:
 # interface (1.6 ms at a thousand 0.1 s instances), so a busy backup's sockets stay
 # held and it wakes ~500 times a second (1 ms: 1230, per packet: ~5000; bench/scale).
 RECEIVE_HOLD_NS = 2_000_000
+# Python work is done in slices of this many instances, with C's due sends in between.
 PUMP_EVERY = 32
 _MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
