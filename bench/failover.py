@@ -323,8 +323,12 @@ class Daemon:
             conf.write_text(self.config)
             log = open(self.workdir / "fastvrrp.log", "a")  # noqa: SIM115
             try:
-                self.proc = self.node.popen([sys.executable, "-m", "fastvrrp", "run", "-f", str(conf)],
-                                            stdout=log, stderr=subprocess.STDOUT)
+                # A control socket of its own: master and backup share the filesystem
+                # (with the default path the second daemon refuses to start).
+                self.proc = self.node.popen(
+                    [sys.executable, "-m", "fastvrrp", "run", "-f", str(conf),
+                     "--control", str(self.workdir / "control.sock")],
+                    stdout=log, stderr=subprocess.STDOUT)
             finally:
                 log.close()
 

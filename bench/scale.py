@@ -324,25 +324,6 @@ class NetProc:
 # --------------------------------------------------------------------------- implementations
 
 
-class ScaleDaemon(Daemon):
-    """failover.Daemon, with fastvrrp's control socket in the workdir: the default
-    /run/fastvrrp.sock is shared by every daemon on the host (ours and others')."""
-
-    def start(self) -> None:
-        if self.impl != "fastvrrp":
-            return super().start()
-        self.starts += 1
-        conf = self.workdir / "fastvrrp.conf"
-        conf.write_text(self.config)
-        log = open(self.workdir / "fastvrrp.log", "a")  # noqa: SIM115
-        try:
-            self.proc = self.node.popen([sys.executable, "-m", "fastvrrp", "run", "-f", str(conf),
-                                         "--control", str(self.workdir / "control.sock")],
-                                        stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
-
-
 class FloorProc:
     """One scale_floor process (sender or receiver) in a lab node."""
 
@@ -530,8 +511,8 @@ class ScaleLab:
             master.wait_ready()
             steady_at = time.monotonic() + 2 + 2 * layout.advert_cs / 100
         else:
-            master = started["master"] = ScaleDaemon(impl, self.m, work / "m", layout.config("m"))
-            backup = started["backup"] = ScaleDaemon(impl, self.b, work / "b", layout.config("b"))
+            master = started["master"] = Daemon(impl, self.m, work / "m", layout.config("m"))
+            backup = started["backup"] = Daemon(impl, self.b, work / "b", layout.config("b"))
             master.start()
             n = len(self.vipset)
             timeout = 30 + 8 * layout.advert_cs / 100 + self.n * 0.03

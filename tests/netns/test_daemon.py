@@ -7,6 +7,7 @@ runs real `fastvrrp run` processes and checks the wire from the observer's captu
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 import time
 
@@ -343,3 +344,30 @@ vrrp_script chk_hard {{
     r1.wait_state("VI_1", "FAULT", 5)
     r2.wait_state("VI_1", "MASTER", 5)
     assert "192.0.2.100" not in addresses(lab.nodes["r1"])
+
+
+def test_a_second_daemon_with_a_live_control_socket_refuses_to_start(lab):
+    # Two daemons on one host (one per namespace) given the same --control: the second
+    # must stop before it touches the network, not steal the first one's socket (or
+    # die half-started when both bind at once).
+    r1 = daemon(lab, "r1", instance(150))
+    r1.wait_state("VI_1", "MASTER")
+    second = Daemon(lab.nodes["r2"], lab.tmp, "r2", instance(100))
+    second.control = r1.control
+    second.start()
+    assert second.proc.wait(15) == 1
+    assert "in use by a running daemon" in second.log()
+    assert "VI_1" not in second.log()  # no instance was started
+    assert r1.status()["instances"]["VI_1"]["state"] == "MASTER"  # r1 still answers
+    # A previous run's socket (nobody listening) is replaced.
+    r1.stop()
+    stale = lab.tmp / "stale.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(stale))
+    s.close()
+    third = Daemon(lab.nodes["r2"], lab.tmp, "r3", instance(100))
+    third.control = stale
+    third.start()
+    third.wait_state("VI_1", "MASTER")
+    assert third.status()["instances"]["VI_1"]["state"] == "MASTER"
+    third.stop()

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import time
 
 from collections.abc import Callable
@@ -54,18 +55,34 @@ class Service:
         self.tracking: TrackingEngine | None = None
 
     def open(self) -> None:
+        # The control socket first: a second daemon given the same path stops here,
+        # before it touches the network (the router removes stale VIPs as it opens).
+        if self.control_path:
+            self._open_control(self.control_path)
         self.fifos = open_notify_fifos(self.config.globals, loop=self.loop)
         self.router.open()
+
+    def _open_control(self, path: str) -> None:
+        """Listen on `path`, replacing a previous run's socket but never a live one: two
+        daemons on one host (one per namespace, say) need a --control each."""
+        if os.path.exists(path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # nobody listens: a previous run's socket
+            else:
+                raise StartupError(f"control socket {path} is in use by a running daemon; "
+                                   "give this one its own --control")
+            finally:
+                probe.close()
+        self._control = self.loop.run_until_complete(
+            asyncio.start_unix_server(self._answer_status, path=path))
 
     def start(self) -> None:
         self.router.attach(self.loop)
         self.router.start()
         self._start_tracking(None)
-        if self.control_path:
-            if os.path.exists(self.control_path):
-                os.unlink(self.control_path)  # a previous run's socket
-            self._control = self.loop.run_until_complete(
-                asyncio.start_unix_server(self._answer_status, path=self.control_path))
 
     def reload(self) -> None:
         """SIGHUP: read the config again. A config with errors changes nothing; else
@@ -150,10 +167,7 @@ class Service:
         for f in self.fifos:
             f.terminate_script()
         self.router.shutdown()
-        if self._control is not None:
-            self._control.close()
-            if self.control_path and os.path.exists(self.control_path):
-                os.unlink(self.control_path)
+        self._close_control()
 
     async def finish_stop(self) -> None:
         """Stop tracking, wait (bounded) for STOP notifies, close the FIFOs."""
@@ -165,6 +179,14 @@ class Service:
         for f in self.fifos:
             await f.close()
 
+    def _close_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+            if self.control_path and os.path.exists(self.control_path):
+                os.unlink(self.control_path)
+
     def close(self) -> None:
+        self._close_control()  # a start that failed after it was bound
         self.router.close()
         self.notifier.close()
