@@ -34,10 +34,11 @@ def _ns(seconds: float) -> int:
 
 
 # How many adverts of one interval may share a phase (one wake-up, one sendmmsg).
-# The kernel takes 15-25 us per advert here (veth, bridge, two receivers), so 16
-# make a burst of about 0.3 ms: the send jitter that burst adds stays far below the
-# 2 ms issue 7 allows, while a thousand 0.1 s masters wake 630 times a second
-# instead of 10,000. All of them on one phase made one 20 ms burst.
+# The kernel takes ~12 us per advert here (veth, bridge, two receivers: the scale
+# bench's floor sender), so 16 make a burst of about 0.2 ms and the send jitter
+# stays far below the 2 ms issue 7 allows (p99 0.3 ms; 64 per phase: 0.96 ms), while
+# a thousand 0.1 s masters wake ~640 times a second. All of them on one phase made
+# one burst of 15-25 ms, and jitter p99 of 10-16 ms (bench/README.md, scale).
 ADVERTS_PER_PHASE = 16
 
 

@@ -38,6 +38,7 @@ class BatchIO:
         self.bufsize = bufsize
         self.received = self.sent = self.send_errors = self.recv_calls = self.send_calls = 0
         self.last_send_errno = 0
+        self._loop = None  # set by attach()
 
     def receive(self, fp, gid: int, sock: socket.socket, family: int, now: int,
                 on_escalation, rounds: int = 4) -> int:
@@ -77,7 +78,7 @@ class BatchIO:
 
     def watch(self, gid: int, sock: socket.socket, family: int, on_escalation,
               on_receive) -> None:
-        if getattr(self, "_loop", None) is None:
+        if self._loop is None:
             raise RuntimeError("attach first")
         i = len(self._watched)
         self._watched.append((gid, sock, family, on_escalation, on_receive, sock.fileno()))
@@ -85,7 +86,7 @@ class BatchIO:
         self._loop.add_reader(sock.fileno(), self.receive_wake, i)
 
     def detach(self) -> None:
-        if getattr(self, "_loop", None) is None:
+        if self._loop is None:
             return
         for i, rx in enumerate(self._watched):
             if not self._held[i]:
