@@ -104,3 +104,30 @@ def test_sender_prebuilds_one_frame_per_vip_and_reuses_them() -> None:
     assert [Ether(f)[ARP].psrc for f in first[:2]] == ["192.0.2.10", "192.0.2.11"]
     assert Ether(first[2])[ICMPv6ND_NA].R == 0
     assert all(a is b for a, b in zip(first, again))
+
+
+def test_a_mass_takeovers_bursts_are_built_once(monkeypatch) -> None:
+    # A thousand instances' first round and then their repeats (router.py sends them
+    # as two send_bursts calls): the frames are built for the first call only. With a
+    # 256-burst cache every instance was re-planned on each call (~12 us apiece,
+    # ahead of the first GARPs).
+    from fastvrrp.net import garp
+
+    built = []
+
+    def counting_garp_frame(mac: bytes, ip: bytes) -> bytes:
+        built.append(ip)
+        return garp_frame(mac, ip)
+
+    sent = []
+    monkeypatch.setattr(garp, "garp_frame", counting_garp_frame)
+    monkeypatch.setattr(GarpSender, "_socket", lambda self, ifindex: None)
+    monkeypatch.setattr(garp._Batch, "send", lambda self, sock, ifname: sent.append(self.frames) or len(self.frames))
+    link = GarpLink(ifindex=7, ifname="fvnoiface0", mac=MAC)
+    bursts = [(link, [IPv4Address("198.51.100.0") + i]) for i in range(1000)]
+    with GarpSender() as sender:
+        assert sender.send_bursts(bursts) == 1000
+        assert sender.send_bursts(bursts, repeat=4) == 4000
+    assert len(built) == 1000
+    assert len(sent) == 5 and all(len(frames) == 1000 for frames in sent)
+    assert [Ether(f)[ARP].psrc for f in sent[0][:2]] == ["198.51.100.0", "198.51.100.1"]
