@@ -62,6 +62,15 @@ def test_macs_and_link_locals_are_deterministic(lab: Lab) -> None:
     assert "tentative" not in shown
 
 
+@pytest.mark.skipif(not os.path.exists(netlab.BRIDGE_NF_SYSCTL), reason="br_netfilter is not loaded")
+def test_the_switch_does_not_run_bridged_frames_through_netfilter(lab: Lab) -> None:
+    # br_netfilter, when the host has it loaded, is on in every new namespace.
+    lab.node("a", ["192.0.2.1/24"])
+    out = lab.switch.run(["sysctl", "-n", "net.bridge.bridge-nf-call-iptables",
+                          "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"])
+    assert out.stdout.split() == ["0", "0", "0"]
+
+
 def test_extra_links_on_separate_segments(lab: Lab) -> None:
     r = lab.node("r", ["192.0.2.1/24"])
     r.add_link("eth1", segment="s1", addrs=["198.51.100.1/24"])
