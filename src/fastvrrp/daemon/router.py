@@ -79,8 +79,8 @@ PUMP_EVERY = 32
 # and newer takeovers) are looked at again. Checking after every slice let a stream of
 # takeovers (a stopping master's thousand priority-0 adverts, each instance expiring
 # Skew_Time later) push the older ones' VIPs back: at N=1000, 0.1 s the last VIPs came
-# 30-44 ms after their timers, against 6-17 ms this way (bench/failover.py). It is
-# what the adverts of other masters may wait at worst during a mass takeover.
+# 30-44 ms after their timers (bench/failover.py; the figures since: bench/README.md).
+# It is what the adverts of other masters may wait at worst during a mass takeover.
 TAKEOVER_VIP_BUDGET_NS = 2_000_000
 _MASTER_DOWN = int(TimerKind.MASTER_DOWN)
 
