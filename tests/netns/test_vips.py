@@ -421,3 +421,34 @@ def test_answers_lost_to_an_overrun_are_settled_by_reading_back(node: Node) -> N
     assert {f.errno for f in added.failed} <= {errno.EINVAL, errno.ENODEV, errno.ENOBUFS}
     assert removed.failed == [] and present == set()
     assert set(removed.changed) >= set(good)
+
+
+@needs_netns
+def test_prepared_requests_are_not_encoded_again(node: Node) -> None:
+    # The daemon prepares every VIP at start-up, so its first mass takeover spends
+    # nothing on encoding (2.6 µs per VIP).
+    from fastvrrp.net import vips as vips_mod
+
+    def run() -> tuple[Any, ...]:
+        specs = [VipSpec(ip_interface(f"203.0.113.{i}/32"), ifname="eth0") for i in range(1, 41)]
+        encoded = []
+        real = vips_mod.encode_addr_request
+
+        def counting(*args: Any, **kw: Any) -> bytes:
+            encoded.append(args[2])  # add or remove
+            return real(*args, **kw)
+
+        vips_mod.encode_addr_request = counting
+        try:
+            with VipManager() as mgr:
+                mgr.prepare(specs)
+                prepared = len(encoded)
+                added = mgr.add(specs)
+                removed = mgr.remove(specs)
+        finally:
+            vips_mod.encode_addr_request = real
+        return prepared, len(encoded), len(added.changed), len(removed.changed)
+
+    prepared, total, added, removed = node.call(run)
+    assert (prepared, total) == (80, 80)  # add and remove of each, and nothing after
+    assert (added, removed) == (40, 40)

@@ -131,3 +131,24 @@ def test_a_mass_takeovers_bursts_are_built_once(monkeypatch) -> None:
     assert len(built) == 1000
     assert len(sent) == 5 and all(len(frames) == 1000 for frames in sent)
     assert [Ether(f)[ARP].psrc for f in sent[0][:2]] == ["198.51.100.0", "198.51.100.1"]
+
+
+def test_prepared_bursts_are_not_built_again(monkeypatch) -> None:
+    from fastvrrp.net import garp
+
+    built = []
+
+    def counting_garp_frame(mac: bytes, ip: bytes) -> bytes:
+        built.append(ip)
+        return garp_frame(mac, ip)
+
+    monkeypatch.setattr(garp, "garp_frame", counting_garp_frame)
+    monkeypatch.setattr(GarpSender, "_socket", lambda self, ifindex: None)
+    monkeypatch.setattr(garp._Batch, "send", lambda self, sock, ifname: len(self.frames))
+    link = GarpLink(ifindex=7, ifname="fvnoiface0", mac=MAC)
+    bursts = [(link, [IPv4Address("198.51.100.0") + i]) for i in range(100)]
+    with GarpSender() as sender:
+        sender.prepare(bursts)
+        assert len(built) == 100
+        assert sender.send_bursts(bursts, repeat=5) == 500
+    assert len(built) == 100

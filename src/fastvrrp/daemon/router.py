@@ -200,6 +200,10 @@ class Router:
             result = self.vips.remove(stale)
             if result.changed:
                 log.info("removed %d stale VIP(s) left from an earlier run", len(result.changed))
+        # What a mass takeover sends, built now rather than between its takeovers (a
+        # fresh daemon's first one at N=1000, 0.1 s came ~10 ms later than the next).
+        self.vips.prepare([s for rt in self.runtimes for s in rt.vips])
+        self.garp.prepare([(rt.link, rt.garp_ips) for rt in self.runtimes if rt.garp_ips])
         self.monitor = NetlinkMonitor(links=True, addresses=False)
         self.timerfd = fastio_mod.TimerFd()
 

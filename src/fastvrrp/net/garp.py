@@ -308,6 +308,12 @@ class GarpSender:
         self.sent += total
         return total
 
+    def prepare(self, bursts: Sequence[tuple[LinkLike, Sequence[IPAddress]]]) -> None:
+        """Build these bursts' frames now (at start-up): a daemon's first mass
+        takeover would otherwise build them between its takeovers, ~12 µs apiece."""
+        for link, vips in bursts:
+            self._frames_of(link, vips)
+
     def send_bursts(self, bursts: Sequence[tuple[LinkLike, Sequence[IPAddress]]],
                     repeat: int = 1) -> int:
         """send_burst for many (link, VIPs) at once, round by round: each round is one

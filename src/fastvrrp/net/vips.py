@@ -491,6 +491,30 @@ class VipManager:
         keepalived treats it) is `unchanged`."""
         return self._batch(specs, add=False)
 
+    def prepare(self, specs: Sequence[VipSpec]) -> None:
+        """Encode these VIPs' add and remove requests now (at start-up), so that a
+        daemon's first mass takeover does not: ~2.6 µs per VIP, 2.6 ms for a
+        thousand, spent while the takeovers' adverts wait."""
+        ifindexes: dict[str | None, int] = {}
+        for spec in specs:
+            ifindex = spec.ifindex
+            if not ifindex:
+                if spec.ifname not in ifindexes:
+                    ifindexes[spec.ifname] = self._ifindex(spec.ifname)
+                ifindex = ifindexes[spec.ifname]
+            if ifindex:
+                for add in (True, False):
+                    self._encode(self._encoded[add], spec, ifindex, add)
+
+    @staticmethod
+    def _encode(cache: dict[int, tuple[VipSpec, int, bytes]], spec: VipSpec, ifindex: int,
+                add: bool) -> bytes:
+        msg = encode_addr_request(spec, ifindex, add, 0, ack=False)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[id(spec)] = (spec, ifindex, msg)
+        return msg
+
     def _batch(self, specs: Sequence[VipSpec], add: bool) -> VipBatchResult:
         outcomes: list[int | VipFailure] = [_CHANGED] * len(specs)  # by index in the batch
         unknown: list[tuple[int, int, OSError]] = []  # (index, ifindex, why): no answer
@@ -516,10 +540,7 @@ class VipManager:
             if hit is not None and hit[0] is spec and hit[1] == ifindex:
                 msg = hit[2]
             else:
-                msg = encode_addr_request(spec, ifindex, add, 0, ack=False)
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                cache[id(spec)] = (spec, ifindex, msg)
+                msg = self._encode(cache, spec, ifindex, add)
             if chunk and (len(chunk) >= per_write or size + len(msg) > max_bytes):
                 self._flush(specs, chunk, where, add, outcomes, unknown)
                 chunk, where, size = [], [], 0
