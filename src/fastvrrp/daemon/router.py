@@ -200,8 +200,9 @@ class Router:
             result = self.vips.remove(stale)
             if result.changed:
                 log.info("removed %d stale VIP(s) left from an earlier run", len(result.changed))
-        # What a mass takeover sends, built now rather than between its takeovers (a
-        # fresh daemon's first one at N=1000, 0.1 s came ~10 ms later than the next).
+        # What a mass takeover sends, built now rather than between its takeovers: a
+        # new process's first 1000-VIP add took 15-16 ms, 10-11 ms with its requests
+        # encoded beforehand (bench/README.md, mass failover).
         self.vips.prepare([s for rt in self.runtimes for s in rt.vips])
         self.garp.prepare([(rt.link, rt.garp_ips) for rt in self.runtimes if rt.garp_ips])
         self.monitor = NetlinkMonitor(links=True, addresses=False)
