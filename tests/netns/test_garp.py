@@ -70,7 +70,10 @@ def _captured(lab: Lab, observer: Node, tmp_path: Path, send: Callable[[], objec
     """Frames of the capture filter seen by `observer` while `send` runs (waiting, on a
     busy machine, until at least `expect` frames are written, or 5 s)."""
     pcap = tmp_path / "garp.pcap"
-    cap = lab.capture(observer, "eth0", CAPTURE_FILTER, pcap)
+    # A short snaplen and a 4 MiB buffer: with tcpdump's defaults the capture itself
+    # sometimes lost part of a 45-frame burst on a busy machine (13 frames once in eight
+    # tries, its "dropped by kernel" count), which read as frames never sent.
+    cap = lab.capture(observer, "eth0", CAPTURE_FILTER, pcap, snaplen=256, buffer_kib=4096)
     send()
     # Frames cross a veth/bridge LAN in microseconds; tcpdump -U writes each at once.
     netlab.wait_until(lambda: pcap.stat().st_size > 24, 5, what="frames in the capture")
@@ -79,6 +82,7 @@ def _captured(lab: Lab, observer: Node, tmp_path: Path, send: Callable[[], objec
         time.sleep(0.05)
     time.sleep(0.2)  # anything beyond what was expected shows too
     cap.stop()
+    assert not cap.dropped_by_kernel, f"the observer's capture lost {cap.dropped_by_kernel} frame(s)"
     return list(rdpcap(str(pcap)))
 
 

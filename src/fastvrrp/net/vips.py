@@ -497,14 +497,18 @@ class VipManager:
         thousand, spent while the takeovers' adverts wait."""
         ifindexes: dict[str | None, int] = {}
         for spec in specs:
-            ifindex = spec.ifindex
-            if not ifindex:
-                if spec.ifname not in ifindexes:
-                    ifindexes[spec.ifname] = self._ifindex(spec.ifname)
-                ifindex = ifindexes[spec.ifname]
+            ifindex = self._spec_ifindex(spec, ifindexes)
             if ifindex:
                 for add in (True, False):
                     self._encode(self._encoded[add], spec, ifindex, add)
+
+    def _spec_ifindex(self, spec: VipSpec, looked_up: dict[str | None, int]) -> int:
+        """The spec's ifindex, or its interface's looked up once per call (0: none)."""
+        if spec.ifindex:
+            return spec.ifindex
+        if spec.ifname not in looked_up:
+            looked_up[spec.ifname] = self._ifindex(spec.ifname)
+        return looked_up[spec.ifname]
 
     @staticmethod
     def _encode(cache: dict[int, tuple[VipSpec, int, bytes]], spec: VipSpec, ifindex: int,
@@ -525,17 +529,11 @@ class VipManager:
         where: list[tuple[int, int]] = []  # (index, ifindex) of each request in chunk
         size = 0
         for index, spec in enumerate(specs):
-            ifindex = spec.ifindex
+            ifindex = self._spec_ifindex(spec, ifindexes)
             if not ifindex:
-                found = ifindexes.get(spec.ifname)
-                if found is None:
-                    found = ifindexes[spec.ifname] = self._ifindex(spec.ifname)
-                if not found:
-                    outcomes[index] = (VipFailure(spec, errno_mod.ENODEV,
-                                                  f"no interface {spec.ifname!r}")
-                                       if add else _UNCHANGED)
-                    continue
-                ifindex = found
+                outcomes[index] = (VipFailure(spec, errno_mod.ENODEV, f"no interface {spec.ifname!r}")
+                                   if add else _UNCHANGED)
+                continue
             hit = cache.get(id(spec))
             if hit is not None and hit[0] is spec and hit[1] == ifindex:
                 msg = hit[2]
