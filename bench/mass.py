@@ -309,6 +309,10 @@ class Mass:
 
     def config(self, L: Layout, role: str, notify_log: Path | None) -> str:
         text = L.config(role)
+        if self.args.global_defs:
+            # Both daemons read the same lines (vrrp_rt_priority 20, say).
+            text = text.replace("global_defs {\n", "global_defs {\n" + "".join(
+                f"    {line}\n" for line in self.args.global_defs), 1)
         if notify_log is not None:
             text = text.replace("    virtual_ipaddress {", f'    notify "{self.script} {notify_log}"\n'
                                 "    virtual_ipaddress {")
@@ -675,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-notify-scripts", type=int, default=32, help="fastvrrp's bound (default 32)")
     p.add_argument("--fast", action="store_true", help="1 trial, crash only (~2 min)")
     p.add_argument("--out", default=None, help="result file stem (default bench/results/mass-full|fast)")
+    p.add_argument("--global", dest="global_defs", action="append", default=[], metavar="LINE",
+                   help="an extra global_defs line for both daemons (repeatable), e.g. 'vrrp_rt_priority 20'")
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--no-compile", action="store_true",
                    help="do not byte-compile the fastvrrp package first (start-up then includes compiling)")
@@ -719,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"version": 3, "advert_int": args.advert_int, "startup_instances": args.instances,
                    "storm_sizes": sizes, "scenarios": scenarios, "trials": args.trials,
                    "script_sleep_s": args.script_sleep, "fastvrrp_max_notify_scripts": args.max_notify_scripts,
+                   "global_defs": args.global_defs,
                    "byte_compiled_first": not args.no_compile,
                    "master_priority": MASTER_PRIO, "backup_priority": BACKUP_PRIO,
                    "master_down_interval_ms": {"master": master_down_ns(3, MASTER_PRIO, round(float(args.advert_int) * 100)) / MS,

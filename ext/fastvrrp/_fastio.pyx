@@ -108,6 +108,14 @@ cdef extern from *:
         return (int64_t)m.tv_sec * 1000000000 + m.tv_nsec;
     }
 
+    /* A real-time thread's breath (fastvrrp.net.scheduling.BREATH_S): a sleep long
+       enough that the thread really leaves the CPU, which resets RLIMIT_RTTIME's count. */
+    #define FV_BREATH_NS 20000
+    static void fv_breathe(void) {
+        struct timespec t = {0, FV_BREATH_NS};
+        nanosleep(&t, NULL);
+    }
+
     /* Arm an absolute CLOCK_MONOTONIC timerfd; deadline 0 disarms. */
     static int fv_timerfd_arm(int fd, int64_t deadline) {
         struct itimerspec spec;
@@ -171,6 +179,7 @@ cdef extern from *:
     void fv_ipv6_meta(fv_batch* b, unsigned int i, const uint8_t** src, uint8_t* dst,
                       int* hop) nogil
     int64_t fv_monotonic() nogil
+    void fv_breathe() nogil
     int fv_timerfd_arm(int fd, int64_t deadline) nogil
     int timerfd_create(int clockid, int flags) nogil
     int CLOCK_MONOTONIC
@@ -255,6 +264,12 @@ cdef class BatchIO:
     cdef fv_batch _tx
     cdef readonly Py_ssize_t received, sent, send_errors, recv_calls, send_calls
     cdef readonly int last_send_errno
+    # Real time (vrrp_rt_priority): sleep FV_BREATH_NS between sendmmsg calls once this
+    # long has passed since the last time, or a mass takeover's sends (1000 adverts,
+    # ~6 ms in the namespace lab) count towards RLIMIT_RTTIME with the Python after
+    # them. 0: never.
+    cdef public int64_t breathe_every_ns
+    cdef int64_t _last_breath
     # The event loop's wake-ups (attach/watch)
     cdef object _loop
     cdef FastPath _fp
@@ -500,6 +515,10 @@ cdef class BatchIO:
                     with nogil:
                         got = fv_send(fd, &self._tx, 0, <unsigned int>(end - start))
                     self.send_calls += 1
+                    if self.breathe_every_ns and fv_monotonic() - self._last_breath >= self.breathe_every_ns:
+                        with nogil:
+                            fv_breathe()
+                        self._last_breath = fv_monotonic()
                     if got <= 0:
                         # The whole rest of this run is lost (e.g. ENOBUFS): counted,
                         # never raised, the next interval sends again.

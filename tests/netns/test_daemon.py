@@ -6,6 +6,7 @@ runs real `fastvrrp run` processes and checks the wire from the observer's captu
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from pathlib import Path
@@ -371,3 +372,45 @@ def test_a_second_daemon_with_a_live_control_socket_refuses_to_start(lab):
     third.wait_state("VI_1", "MASTER")
     assert third.status()["instances"]["VI_1"]["state"] == "MASTER"
     third.stop()
+
+
+def sched_of(pid: int) -> tuple[int, int, int]:
+    """(nice, rt_priority, policy) of a process's main thread, from /proc (fields 19, 40, 41)."""
+    rest = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(rest[19 - 3]), int(rest[40 - 3]), int(rest[41 - 3])
+
+
+def locked_kib(pid: int) -> int:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmLck"))
+    return int(line.split()[1])
+
+
+def test_vrrp_rt_priority_and_vrrp_priority_reach_the_daemon_not_its_scripts(lab):
+    # keepalived's global_defs scheduling: real time, memory lock and affinity for the
+    # VRRP process, reset for the scripts it starts (affinity stays); then a reload
+    # to a nice value.
+    out = lab.tmp / "sched.out"
+    script = lab.tmp / "sched.sh"
+    script.write_text(f"#!/bin/sh\ncat /proc/$$/stat >> {out}\n")
+    script.chmod(0o755)
+    inst = instance(150, extra=f'  notify_master "{script}"')
+    r1 = daemon(lab, "r1", "global_defs {\n  vrrp_rt_priority 20\n  vrrp_no_swap\n  vrrp_cpu_affinity 0\n}\n"
+                + inst)
+    r1.wait_state("VI_1", "MASTER")
+    wait_for(lambda: out.exists() and out.read_text().strip(), 5, "the notify_master script")
+    pid, nice = r1.proc.pid, os.getpriority(os.PRIO_PROCESS, 0)
+    assert sched_of(pid) == (nice, 20, os.SCHED_RR)
+    assert locked_kib(pid) > 0
+    assert os.sched_getaffinity(pid) == {0}
+    rest = out.read_text().splitlines()[0].rsplit(")", 1)[1].split()
+    assert (int(rest[19 - 3]), int(rest[40 - 3]), int(rest[41 - 3])) == (nice, 0, os.SCHED_OTHER)
+    assert "scheduling: SCHED_RR 20" in r1.log()
+
+    r1.conf.write_text("global_defs {\n  vrrp_priority -5\n}\n" + inst)
+    r1.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "scheduling: SCHED_OTHER, nice -5" in r1.log(), 5, "the new scheduling")
+    assert sched_of(pid) == (-5, 0, os.SCHED_OTHER)
+    assert locked_kib(pid) == 0
+    assert os.sched_getaffinity(pid) == set(range(os.cpu_count()))
+    assert r1.state("VI_1") == "MASTER"
+    assert r1.stop(signal.SIGTERM) == 0

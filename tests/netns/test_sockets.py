@@ -227,7 +227,12 @@ def test_a_steady_backup_rearms_from_the_adverts_arrival_time(lab, tmp_path, io_
     assert deadline - mdi <= arrival < now - late * 10**9 * 0.8
 
 
-def _send_interleaved_outbox(io_impl: str, n: int):
+def _voluntary_switches() -> int:
+    with open("/proc/thread-self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+
+
+def _send_interleaved_outbox(io_impl: str, n: int, breathe_every_ns: int = 0):
     from fastvrrp.net.io import pack_sockaddr
     from fastvrrp.proto.actions import TimerKind
 
@@ -248,8 +253,10 @@ def _send_interleaved_outbox(io_impl: str, n: int):
         fp.set_master(i, 10**9, [(i % 2, enc, pack_sockaddr("224.0.0.18"))])
     fp.expire(1)
     io = io_mod.BatchIO()
+    io.breathe_every_ns = breathe_every_ns
+    before = _voluntary_switches()
     sent = io.send_outbox(fp, socks)
-    return sent, io.sent, io.send_calls
+    return sent, io.sent, io.send_calls, _voluntary_switches() - before
 
 
 @pytest.mark.parametrize("io_impl", ["compiled", "twin"])
@@ -261,13 +268,23 @@ def test_the_outbox_goes_out_one_sendmmsg_per_socket(lab, tmp_path, io_impl):
         _receive, socket.AF_INET, "eth0", None, None, str(ready), 1.5)))
     t.start()
     netlab.wait_until(ready.exists, 5)
-    sent, counted, calls = r1.call(_send_interleaved_outbox, io_impl, 10)
+    sent, counted, calls, _switches = r1.call(_send_interleaved_outbox, io_impl, 10)
     t.join()
     assert sent == counted == 10
     assert sorted(d[0][21] for d in result["got"]) == list(range(100, 110))  # every VRID
     # The compiled I/O groups the interleaved outbox by socket: two sendmmsg calls,
     # not ten one-message ones. (The twin sends one packet per call.)
     assert calls == (2 if io_impl == "compiled" else 10)
+
+
+@pytest.mark.parametrize("io_impl", ["compiled", "twin"])
+def test_a_real_time_daemon_breathes_between_its_sends(lab, io_impl):
+    # vrrp_rt_priority: a mass takeover's sends must let the thread sleep now and then
+    # (net.scheduling), or they count towards RLIMIT_RTTIME with the Python after them.
+    r1 = lab.nodes["r1"]
+    *_, calls, quiet = r1.call(_send_interleaved_outbox, io_impl, 10, 0)
+    *_, calls, breathing = r1.call(_send_interleaved_outbox, io_impl, 10, 1)  # after every call
+    assert quiet < calls <= breathing
 
 
 # --- the loop's wake-up functions: steady state in C, Python only when needed --------

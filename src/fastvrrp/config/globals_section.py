@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from fastvrrp.config.diagnostics import Location
-from fastvrrp.config.model import Fifo, Globals
+from fastvrrp.config.model import RT_PRIORITY_MAX, RT_PRIORITY_MIN, Fifo, Globals
 from fastvrrp.config.parser import Statement
 from fastvrrp.config.values import Reader, dispatch
 
@@ -36,10 +37,8 @@ INERT_GLOBAL_KEYWORDS: dict[str, str] = {
         "startup_script", "startup_script_timeout", "shutdown_script", "shutdown_script_timeout",
         "max_auto_priority", "min_auto_priority_delay", "dynamic_interfaces", "default_interface",
         "disable_local_igmp", "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority",
-        "nftables_ifindex", "nftables_counters", "vrrp_priority", "vrrp_no_swap",
-        "vrrp_rt_priority", "vrrp_cpu_affinity", "vrrp_rlimit_rttime", "vrrp_rlimit_rtime",
-        "bfd_priority", "bfd_no_swap", "bfd_rt_priority", "bfd_cpu_affinity", "bfd_rlimit_rttime",
-        "bfd_rlimit_rtime", "snmp_socket", "enable_traps", "enable_snmp_vrrp",
+        "nftables_ifindex", "nftables_counters", "bfd_priority", "bfd_no_swap", "bfd_rt_priority",
+        "bfd_cpu_affinity", "bfd_rlimit_rttime", "bfd_rlimit_rtime", "snmp_socket", "enable_traps", "enable_snmp_vrrp",
         "enable_snmp_keepalived", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3",
         "enable_dbus", "dbus_service_name", "vrrp_netlink_cmd_rcv_bufs",
         "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",
@@ -191,6 +190,58 @@ def _fifo_script(name: str):
     return handler
 
 
+def _process_priority(reader: Reader, stmt: Statement, draft: GlobalsDraft) -> None:
+    """keepalived's get_priority(): a nice value, -20 to 19."""
+    reader.no_block(stmt)
+    value = reader.integer(stmt, -20, 19)
+    if value is not None:
+        reader.at_most(stmt, 1)
+        draft.set("vrrp_process_priority", value)
+
+
+def _realtime_priority(reader: Reader, stmt: Statement, draft: GlobalsDraft) -> None:
+    """keepalived's get_realtime_priority(): out-of-range values are clamped to SCHED_RR's
+    1-99 with a warning."""
+    reader.no_block(stmt)
+    value = reader.integer(stmt, -(2**31), 2**31 - 1)
+    if value is None:
+        return
+    reader.at_most(stmt, 1)
+    if not RT_PRIORITY_MIN <= value <= RT_PRIORITY_MAX:
+        clamped = min(max(value, RT_PRIORITY_MIN), RT_PRIORITY_MAX)
+        reader.diag.warning(stmt.location, f"'{stmt.keyword}' {value} is out of range "
+                            f"({RT_PRIORITY_MIN}-{RT_PRIORITY_MAX}); using {clamped}")
+        value = clamped
+    draft.set("vrrp_realtime_priority", value)
+
+
+def _rlimit_rttime(reader: Reader, stmt: Statement, draft: GlobalsDraft) -> None:
+    """keepalived's get_rt_rlimit(): microseconds; 1 becomes 2 (half of it is the soft
+    limit, which must not be 0)."""
+    reader.no_block(stmt)
+    if stmt.keyword == "vrrp_rlimit_rtime":
+        reader.diag.warning(stmt.location, "'vrrp_rlimit_rtime' is deprecated; use 'vrrp_rlimit_rttime'")
+    value = reader.integer(stmt, 1, 2**32 - 1)
+    if value is not None:
+        reader.at_most(stmt, 1)
+        draft.set("vrrp_rlimit_rttime_us", max(value, 2))
+
+
+def _cpu_affinity(reader: Reader, stmt: Statement, draft: GlobalsDraft) -> None:
+    """keepalived's get_cpu_affinity(): CPU numbers of this machine (0 to online CPUs - 1)."""
+    reader.no_block(stmt)
+    if reader.arg(stmt, 1, "one or more CPU numbers") is None:
+        return
+    last = (os.cpu_count() or 1) - 1
+    cpus = []
+    for i in range(1, len(stmt.words)):
+        cpu = reader.integer(stmt, 0, last, index=i, what=f"'{stmt.keyword}' CPU")
+        if cpu is None:
+            return  # keepalived drops the whole set at the first bad number
+        cpus.append(cpu)
+    draft.set("vrrp_cpu_affinity", tuple(sorted(set(cpus))))
+
+
 def _vmac_prefix(reader: Reader, stmt: Statement, draft: GlobalsDraft) -> None:
     reader.no_block(stmt)
     prefix = reader.arg(stmt, 1, "a name prefix")
@@ -231,6 +282,12 @@ GLOBAL_KEYWORDS = {
     "fifo_write_vrrp_states_on_reload": _set_flag("fifo_write_vrrp_states_on_reload"),
     "vrrp_startup_delay": _set_seconds("vrrp_startup_delay_s", Decimal("0.001"), Decimal(2**32 - 1)),
     "vmac_prefix": _vmac_prefix,
+    "vrrp_priority": _process_priority,
+    "vrrp_rt_priority": _realtime_priority,
+    "vrrp_rlimit_rttime": _rlimit_rttime,
+    "vrrp_rlimit_rtime": _rlimit_rttime,
+    "vrrp_no_swap": _set_flag("vrrp_no_swap"),
+    "vrrp_cpu_affinity": _cpu_affinity,
 }
 
 

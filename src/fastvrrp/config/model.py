@@ -26,6 +26,10 @@ PRIORITY_OWNER = 255
 PRIORITY_DEFAULT = 100
 ADVERT_INT_DEFAULT_CS = 100
 DOWN_TIMER_ADVERTS_DEFAULT = 3
+# SCHED_RR's range on Linux (sched_get_priority_min/max), as keepalived clamps to it.
+RT_PRIORITY_MIN, RT_PRIORITY_MAX = 1, 99
+# keepalived's RT_RLIMIT_DEFAULT (lib/process.h): RLIMIT_RTTIME for a real-time VRRP process, us.
+RT_RLIMIT_DEFAULT_US = 10000
 VRRP_IP_TTL = 255
 MCAST_GROUP4 = IPv4Address("224.0.0.18")
 MCAST_GROUP6 = IPv6Address("ff02::12")
@@ -301,6 +305,13 @@ class Globals:
     vrrp_startup_delay_s: float = 0.0
     vmac_prefix: str = "vrrp"
     net_namespace: str | None = None
+    # The daemon's scheduling (keepalived's vrrp_priority, vrrp_rt_priority, ...):
+    # 0 / () leave the process as started.
+    vrrp_process_priority: int = 0  # nice value
+    vrrp_realtime_priority: int = 0  # SCHED_RR priority
+    vrrp_rlimit_rttime_us: int = RT_RLIMIT_DEFAULT_US  # only with vrrp_realtime_priority
+    vrrp_no_swap: bool = False
+    vrrp_cpu_affinity: tuple[int, ...] = ()
     location: Location = field(default=Location("", 0), compare=False)
 
 

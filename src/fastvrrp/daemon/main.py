@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         sd_notify("READY=1")
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    # The soft RLIMIT_RTTIME of vrrp_rt_priority (its default action would kill us).
+    loop.add_signal_handler(signal.SIGXCPU, log.warning, "VRRP process has used too much CPU time, "
+                            "vrrp_rlimit_rttime may need to be increased")
     try:
         t_start = time.monotonic()
         service.start()

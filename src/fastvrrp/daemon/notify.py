@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from fastvrrp.config.model import Instance, Script, SyncGroup
+from fastvrrp.net.scheduling import script_thread
 from fastvrrp.proto.actions import State
 
 __all__ = [
@@ -576,7 +577,8 @@ class NotifyRunner:
                 self._log.error("notify script %s not run: %s", shown, exc)
             return
         if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-spawn")
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-spawn",
+                                               initializer=script_thread)
         spawning = loop.run_in_executor(self._spawner, spawn_script, argv, identity, self._env)
         try:
             proc = await asyncio.shield(spawning)

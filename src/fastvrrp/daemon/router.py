@@ -45,6 +45,7 @@ from fastvrrp.daemon.instances import (
 from fastvrrp.net import sockets
 from fastvrrp.net.garp import GarpSender
 from fastvrrp.net.io import pack_sockaddr
+from fastvrrp.net.scheduling import Breather
 from fastvrrp.net.vips import LinkEvent, NetlinkMonitor, VipManager
 from fastvrrp.proto import actions as A
 from fastvrrp.proto.actions import State, TimerKind
@@ -134,6 +135,16 @@ class Router:
         self._garp_queue: list[Runtime] = []  # taken over by C, VIPs added, GARPs not sent
         self._garp_repeats: list[Runtime] = []  # first GARP round sent, the repeats not
         self._defer: dict[tuple, Callable] = {}  # receive key -> _defer_advert for it
+        # Real time (vrrp_rt_priority): a long run of Python sleeps now and then, or the
+        # kernel kills it at RLIMIT_RTTIME; every pump point below goes through here
+        # (and C's sends breathe too: set_breathing).
+        self.breather = Breather(0)
+
+    def set_breathing(self, every_ns: int) -> None:
+        """Real time: sleep BREATH_S this often in long runs, in Python and in C's
+        sends (net.scheduling); 0: never."""
+        self.breather.every_ns = every_ns
+        self.io.breathe_every_ns = every_ns
 
     # ------------------------------------------------------------------ set-up
 
@@ -339,6 +350,7 @@ class Router:
         """The timerfd's wake-up (io.timer_wake) left work for Python: timers for the
         state machines (C has sent the steady and takeover adverts already), or the
         actions of adverts it drained from held sockets, or drop samples."""
+        self.breather.maybe(now_ns())  # C's mass takeover sends came first
         self._clock = max(self._clock, now)
         self._log_drop_samples("receive")
         due = self._escalated_timers(now, escalated)
@@ -349,6 +361,7 @@ class Router:
     def _expire_and_send(self, now: int) -> list[tuple[int, int, int]]:
         """Due timers: C sends the steady and takeover adverts at once; instances it
         took over queue for their VIPs; the rest is returned for the state machines."""
+        self.breather.maybe(now)
         escalated = self.fp.expire(now)
         self.io.send_outbox(self.fp, self.tx_by_gid)
         return self._escalated_timers(now, escalated)

@@ -27,6 +27,7 @@ from fastvrrp.daemon.notify import (
 )
 from fastvrrp.daemon.router import Router
 from fastvrrp.daemon.tracking import TrackingEngine
+from fastvrrp.net.scheduling import Scheduling, SchedulingRequest
 from fastvrrp.proto import actions as A
 from fastvrrp.proto.actions import State
 
@@ -53,6 +54,9 @@ class Service:
         self.fifos: list[NotifyFifo] = []
         self.router = Router(config, notify=self._notify)
         self.tracking: TrackingEngine | None = None
+        # global_defs' vrrp_priority, vrrp_rt_priority, ...: applied once running
+        # (start-up, reload and shutdown run at the policy the daemon was started with).
+        self.scheduling = Scheduling()
 
     def open(self) -> None:
         # The control socket first: a second daemon given the same path stops here,
@@ -83,6 +87,21 @@ class Service:
         self.router.attach(self.loop)
         self.router.start()
         self._start_tracking(None)
+        self._apply_scheduling()
+
+    def _apply_scheduling(self) -> None:
+        request = SchedulingRequest.of(self.config.globals)
+        if request == self.scheduling.request and not request.rt_priority:
+            return  # nothing asked for, or nothing changed
+        self.scheduling.apply(request)
+        self.router.set_breathing(self.scheduling.breathe_every_ns)
+        log.info("scheduling: %s", self.scheduling.describe())
+
+    def _suspend_scheduling(self) -> None:
+        """Out of real time for start-up-like work (reload, shutdown): long runs of
+        Python that RLIMIT_RTTIME would kill."""
+        self.scheduling.suspend()
+        self.router.set_breathing(0)
 
     def reload(self) -> None:
         """SIGHUP: read the config again. A config with errors changes nothing; else
@@ -90,6 +109,13 @@ class Service:
         the others are shut down as at exit and the new ones start."""
         if self.reload_config is None:
             return
+        self._suspend_scheduling()
+        try:
+            self._reload()
+        finally:
+            self._apply_scheduling()
+
+    def _reload(self) -> None:
         try:
             new = self.reload_config()
         except ConfigError as exc:
@@ -164,6 +190,7 @@ class Service:
         """Called from the signal handler itself: the priority-0 adverts and VIP
         removal go out before anything else runs (keepalived vrrp_terminate_phase1).
         The FIFO scripts get SIGTERM first and can still read the STOP lines."""
+        self._suspend_scheduling()
         for f in self.fifos:
             f.terminate_script()
         self.router.shutdown()

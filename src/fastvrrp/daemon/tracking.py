@@ -54,6 +54,7 @@ from fastvrrp.daemon.notify import (
     spawn_script,
     wait_readable,
 )
+from fastvrrp.net.scheduling import script_thread
 from fastvrrp.proto.tracking import (
     FILE_READ_LIMIT,
     Outcome,
@@ -362,7 +363,8 @@ class TrackingEngine:
         try:
             identity = self._users.identity(script.script)
             if self._spawner is None:
-                self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrrp-script-spawn")
+                self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrrp-script-spawn",
+                                                   initializer=script_thread)
             # keepalived does not read what vrrp_scripts print.
             spawning = loop.run_in_executor(self._spawner, functools.partial(
                 spawn_script, argv, identity, self._env, stderr=subprocess.DEVNULL))

@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 
+from fastvrrp.net.scheduling import BREATH_S
 from fastvrrp.net.sockets import arrival_ns, recv_ipv4, recv_ipv6
 from fastvrrp.net.timerfd import TimerFd
 
@@ -39,6 +40,10 @@ class BatchIO:
         self.received = self.sent = self.send_errors = self.recv_calls = self.send_calls = 0
         self.last_send_errno = 0
         self._loop = None  # set by attach()
+        # Real time: sleep BREATH_S between sends this often (the compiled twin: between
+        # sendmmsg calls); 0: never.
+        self.breathe_every_ns = 0
+        self._last_breath = 0
 
     def receive(self, fp, gid: int, sock: socket.socket, family: int, now: int,
                 on_escalation, rounds: int = 4) -> int:
@@ -167,5 +172,8 @@ class BatchIO:
                 continue
             total += 1
             self.sent += 1
+            if self.breathe_every_ns and time.monotonic_ns() - self._last_breath >= self.breathe_every_ns:
+                time.sleep(BREATH_S)
+                self._last_breath = time.monotonic_ns()
         return total
 
