@@ -157,7 +157,8 @@ print("alive")
 def test_the_breather_keeps_a_busy_real_time_loop_alive() -> None:
     # 300 ms without blocking at SCHED_RR with RLIMIT_RTTIME 40 ms: the kernel signals
     # the process at 20 ms (SIGXCPU, the soft limit, whose default action kills) and
-    # would SIGKILL it at 40 ms; sleeping 1 us every 5 ms resets the count.
+    # would SIGKILL it at 40 ms; a breath every 5 ms (the wake-up from a sleep) resets
+    # the count.
     without = run_child(BUSY.format(breathe=False))
     assert without.returncode in (-signal.SIGXCPU, -signal.SIGKILL), (without.returncode, without.stdout)
     with_breather = run_child(BUSY.format(breathe=True))

@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 
-from fastvrrp.net.scheduling import BREATH_S
+from fastvrrp.net.scheduling import breathe
 from fastvrrp.net.sockets import arrival_ns, recv_ipv4, recv_ipv6
 from fastvrrp.net.timerfd import TimerFd
 
@@ -40,7 +40,7 @@ class BatchIO:
         self.received = self.sent = self.send_errors = self.recv_calls = self.send_calls = 0
         self.last_send_errno = 0
         self._loop = None  # set by attach()
-        # Real time: sleep BREATH_S between sends this often (the compiled twin: between
+        # Real time: breathe() between sends this often (the compiled twin: between
         # sendmmsg calls); 0: never.
         self.breathe_every_ns = 0
         self._last_breath = 0
@@ -173,7 +173,7 @@ class BatchIO:
             total += 1
             self.sent += 1
             if self.breathe_every_ns and time.monotonic_ns() - self._last_breath >= self.breathe_every_ns:
-                time.sleep(BREATH_S)
+                breathe()
                 self._last_breath = time.monotonic_ns()
         return total
 

@@ -32,20 +32,32 @@ import resource
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fastvrrp.config.model import Globals
+from fastvrrp.config.model import RT_RLIMIT_DEFAULT_US, Globals
 
-__all__ = ["BREATH_S", "Breather", "Scheduling", "SchedulingRequest", "script_thread"]
+__all__ = ["BREATH_S", "Breather", "Scheduling", "SchedulingRequest", "breathe", "script_thread"]
 
 log = logging.getLogger("fastvrrp.scheduling")
 
 _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
-# Long enough that the thread really sleeps (a timer that fires before the thread has
-# scheduled out is no sleep, and the kernel's count goes on: 1 and 10 us were not
-# enough here); at most once a quarter of the soft limit.
+# Long enough that the thread usually really sleeps (a timer that fires before the
+# thread has scheduled out is no sleep, and the kernel's count goes on: 1 and 10 us
+# were not enough here); at most once a quarter of the soft limit.
 BREATH_S = 20e-6
+_BREATH_TRIES = 4  # doubling the sleep each time
+
+
+def breathe() -> None:
+    """Sleep until the thread has really left the CPU once (its voluntary context
+    switches moved): BREATH_S, doubled up to _BREATH_TRIES times. An interrupt between
+    arming the timer and scheduling out can make a short sleep no sleep at all."""
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+    pause = BREATH_S
+    for _ in range(_BREATH_TRIES):
+        time.sleep(pause)
+        if resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != before:
+            return
+        pause *= 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +66,7 @@ class SchedulingRequest:
 
     nice: int = 0  # vrrp_priority
     rt_priority: int = 0  # vrrp_rt_priority
-    rlimit_rttime_us: int = 10000  # vrrp_rlimit_rttime
+    rlimit_rttime_us: int = RT_RLIMIT_DEFAULT_US  # vrrp_rlimit_rttime
     no_swap: bool = False  # vrrp_no_swap
     cpus: tuple[int, ...] = ()  # vrrp_cpu_affinity
 
@@ -226,8 +238,8 @@ class Scheduling:
 
 class Breather:
     """A real-time thread that never blocks is killed at RLIMIT_RTTIME: `maybe()` sleeps
-    BREATH_S (a wake-up resets the kernel's count) when `every_ns` has passed since the
-    last time. `every_ns` 0: never (not real-time)."""
+    (breathe(): a wake-up resets the kernel's count) when `every_ns` has passed since
+    the last time. `every_ns` 0: never (not real-time)."""
 
     __slots__ = ("every_ns", "_last")
 
@@ -237,5 +249,5 @@ class Breather:
 
     def maybe(self, now: int) -> None:
         if self.every_ns and now - self._last >= self.every_ns:
-            time.sleep(BREATH_S)
+            breathe()
             self._last = time.monotonic_ns()
