@@ -466,6 +466,11 @@ def _digest(payloads: dict[tuple[int, int], set[str]]) -> dict:
 
 
 class ScaleLab:
+    def config(self, layout: Layout, role: str) -> str:
+        """Layout's config, with --global lines added to global_defs (both daemons)."""
+        return layout.config(role).replace("global_defs {\n", "global_defs {\n" + "".join(
+            f"    {line}\n" for line in self.args.global_defs), 1)
+
     def __init__(self, lab: netlab.Lab, n: int, tmp: Path, args: argparse.Namespace, floor_exe: Path) -> None:
         self.lab, self.n, self.tmp, self.args, self.floor_exe = lab, n, tmp, args, floor_exe
         probe = Layout(n, VERSION, "1")
@@ -511,8 +516,8 @@ class ScaleLab:
             master.wait_ready()
             steady_at = time.monotonic() + 2 + 2 * layout.advert_cs / 100
         else:
-            master = started["master"] = Daemon(impl, self.m, work / "m", layout.config("m"))
-            backup = started["backup"] = Daemon(impl, self.b, work / "b", layout.config("b"))
+            master = started["master"] = Daemon(impl, self.m, work / "m", self.config(layout, "m"))
+            backup = started["backup"] = Daemon(impl, self.b, work / "b", self.config(layout, "b"))
             master.start()
             n = len(self.vipset)
             timeout = 30 + 8 * layout.advert_cs / 100 + self.n * 0.03
@@ -1043,6 +1048,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="after the windows of the fastvrrp run at N:ADVERT_INT (default 1000:0.1), record "
                         "py-spy profiles of its master and backup (--native, 100 Hz, --profile-duration s)")
     p.add_argument("--profile-duration", type=int, default=20)
+    p.add_argument("--global", dest="global_defs", action="append", default=[], metavar="LINE",
+                   help="an extra global_defs line for both daemons (repeatable), e.g. 'vrrp_rt_priority 20'")
     p.add_argument("--keep-logs", action="store_true", help="keep the temp dir (logs, captures)")
     p.add_argument("--report", nargs="+", metavar="JSON", default=None,
                    help="no lab: reprint the tables of earlier result files and redraw their PNGs")

@@ -112,17 +112,18 @@ cdef extern from *:
     /* A real-time thread's breath (fastvrrp.net.scheduling.breathe()): sleep until the
        thread has really left the CPU once (its voluntary context switches moved),
        which resets RLIMIT_RTTIME's count: 20 us, doubled up to 4 times. */
-    static void fv_breathe(void) {
+    static long fv_voluntary_switches(void) {
         struct rusage ru;
-        long before;
+        getrusage(RUSAGE_THREAD, &ru);
+        return ru.ru_nvcsw;
+    }
+    static void fv_breathe(void) {
+        long before = fv_voluntary_switches();
         struct timespec t = {0, 20000};
         int i;
-        getrusage(RUSAGE_THREAD, &ru);
-        before = ru.ru_nvcsw;
         for (i = 0; i < 4; i++) {
             nanosleep(&t, NULL);
-            getrusage(RUSAGE_THREAD, &ru);
-            if (ru.ru_nvcsw != before)
+            if (fv_voluntary_switches() != before)
                 return;
             t.tv_nsec *= 2;
         }
@@ -192,6 +193,7 @@ cdef extern from *:
                       int* hop) nogil
     int64_t fv_monotonic() nogil
     void fv_breathe() nogil
+    long fv_voluntary_switches() nogil
     int fv_timerfd_arm(int fd, int64_t deadline) nogil
     int timerfd_create(int clockid, int flags) nogil
     int CLOCK_MONOTONIC
@@ -276,12 +278,13 @@ cdef class BatchIO:
     cdef fv_batch _tx
     cdef readonly Py_ssize_t received, sent, send_errors, recv_calls, send_calls
     cdef readonly int last_send_errno
-    # Real time (vrrp_rt_priority): fv_breathe() between sendmmsg calls once this
-    # long has passed since the last time, or a mass takeover's sends (1000 adverts,
-    # ~6 ms in the namespace lab) count towards RLIMIT_RTTIME with the Python after
-    # them. 0: never.
+    # Real time (vrrp_rt_priority): between sendmmsg calls, every this long, breathe
+    # unless the thread has slept since the last look (net.scheduling.Breather), or a
+    # mass takeover's sends (1000 adverts, ~6 ms in the namespace lab) count towards
+    # RLIMIT_RTTIME with the Python after them. 0: never.
     cdef public int64_t breathe_every_ns
     cdef int64_t _last_breath
+    cdef long _switches
     # The event loop's wake-ups (attach/watch)
     cdef object _loop
     cdef FastPath _fp
@@ -293,6 +296,7 @@ cdef class BatchIO:
     cdef list _held             # per watched socket: next drain (monotonic ns), 0 if the loop watches it
 
     def __cinit__(self, unsigned int batch=64, size_t bufsize=2048):
+        self._switches = fv_voluntary_switches()
         if fv_batch_init(&self._rx, batch, bufsize) < 0 or fv_batch_init(&self._tx, batch, 0) < 0:
             fv_batch_free(&self._rx)
             fv_batch_free(&self._tx)
@@ -485,6 +489,7 @@ cdef class BatchIO:
         cdef PyObject* dest
         cdef const uint8_t* data
         cdef Py_ssize_t total = 0
+        cdef long switches
         cdef Py_ssize_t* order
         cdef uint8_t* taken
         if count == 0:
@@ -528,8 +533,12 @@ cdef class BatchIO:
                         got = fv_send(fd, &self._tx, 0, <unsigned int>(end - start))
                     self.send_calls += 1
                     if self.breathe_every_ns and fv_monotonic() - self._last_breath >= self.breathe_every_ns:
-                        with nogil:
-                            fv_breathe()
+                        switches = fv_voluntary_switches()
+                        if switches == self._switches:
+                            with nogil:
+                                fv_breathe()
+                            switches = fv_voluntary_switches()
+                        self._switches = switches
                         self._last_breath = fv_monotonic()
                     if got <= 0:
                         # The whole rest of this run is lost (e.g. ENOBUFS): counted,

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -104,7 +105,7 @@ def test_real_time_reaches_the_loop_thread_and_not_the_scripts() -> None:
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     assert lines["loop"] == "(0, 20, 2) True (20000, 40000)"  # SCHED_RR 20, soft = half the limit
-    assert lines["breathe"] == str(20000 // 4 * 1000)  # a quarter of the soft limit, ns
+    assert lines["breathe"] == str(20000 // 8 * 1000)  # an eighth of the soft limit, ns
     assert lines["locked"] == "True"
     assert lines["thread"] == f"({nice}, 20, 2)"  # a script thread: as the loop thread
     assert lines["script"] == f"({nice}, 0, 0) 0"  # its scripts: SCHED_OTHER; affinity kept
@@ -176,3 +177,21 @@ def test_every_pump_point_of_the_router_goes_through_the_breather() -> None:
     r.tx_by_gid, r._vip_queue, r.runtimes = {}, [], []
     assert r._expire_and_send(123) == []
     assert calls == [123]
+
+
+def test_a_thread_that_sleeps_on_its_own_is_not_made_to_breathe() -> None:
+    # The steady state: the loop sleeps in epoll between wake-ups, which resets the
+    # kernel's count already; a breath on top would be a wasted wake-up.
+    from fastvrrp.net.scheduling import Breather, voluntary_switches
+
+    breather = Breather(1)  # looks at every call
+    before = voluntary_switches()
+    for _ in range(20):
+        time.sleep(0.001)
+        breather.maybe(time.monotonic_ns())
+    slept = voluntary_switches() - before
+    assert 20 <= slept < 25  # its own 20 sleeps, no breaths
+    before = voluntary_switches()
+    for _ in range(10):
+        breather.maybe(time.monotonic_ns())  # never sleeps on its own: breathes each time
+    assert voluntary_switches() - before >= 10

@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 
-from fastvrrp.net.scheduling import breathe
+from fastvrrp.net.scheduling import Breather
 from fastvrrp.net.sockets import arrival_ns, recv_ipv4, recv_ipv6
 from fastvrrp.net.timerfd import TimerFd
 
@@ -40,10 +40,9 @@ class BatchIO:
         self.received = self.sent = self.send_errors = self.recv_calls = self.send_calls = 0
         self.last_send_errno = 0
         self._loop = None  # set by attach()
-        # Real time: breathe() between sends this often (the compiled twin: between
-        # sendmmsg calls); 0: never.
-        self.breathe_every_ns = 0
-        self._last_breath = 0
+        # Real time: a Breather between sends (the compiled twin: between sendmmsg
+        # calls); its every_ns is breathe_every_ns, 0: never.
+        self._breather = Breather(0)
 
     def receive(self, fp, gid: int, sock: socket.socket, family: int, now: int,
                 on_escalation, rounds: int = 4) -> int:
@@ -172,8 +171,15 @@ class BatchIO:
                 continue
             total += 1
             self.sent += 1
-            if self.breathe_every_ns and time.monotonic_ns() - self._last_breath >= self.breathe_every_ns:
-                breathe()
-                self._last_breath = time.monotonic_ns()
+            if self._breather.every_ns:
+                self._breather.maybe(time.monotonic_ns())
         return total
+
+    @property
+    def breathe_every_ns(self) -> int:
+        return self._breather.every_ns
+
+    @breathe_every_ns.setter
+    def breathe_every_ns(self, every_ns: int) -> None:
+        self._breather.every_ns = every_ns
 

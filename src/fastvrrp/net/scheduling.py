@@ -35,14 +35,15 @@ from dataclasses import dataclass
 
 from fastvrrp.config.model import RT_RLIMIT_DEFAULT_US, Globals
 
-__all__ = ["BREATH_S", "Breather", "Scheduling", "SchedulingRequest", "breathe", "script_thread"]
+__all__ = ["BREATH_S", "Breather", "Scheduling", "SchedulingRequest", "breathe", "script_thread",
+           "voluntary_switches"]
 
 log = logging.getLogger("fastvrrp.scheduling")
 
 _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
 # Long enough that the thread usually really sleeps (a timer that fires before the
 # thread has scheduled out is no sleep, and the kernel's count goes on: 1 and 10 us
-# were not enough here); at most once a quarter of the soft limit.
+# were not enough here); only in long runs (Breather).
 BREATH_S = 20e-6
 _BREATH_TRIES = 4  # doubling the sleep each time
 
@@ -146,9 +147,10 @@ class Scheduling:
         if request.rt_priority:
             self._set_rttime(request.rlimit_rttime_us)
             self._set_policy(os.SCHED_RR, request.rt_priority)
-            # Sleep (BREATH_S) at least every quarter of the soft limit in force.
+            # A long run sleeps at least every quarter of the soft limit in force
+            # (Breather: twice every_ns).
             soft = resource.getrlimit(resource.RLIMIT_RTTIME)[0]
-            every_us = soft // 4 if soft != resource.RLIM_INFINITY else 0
+            every_us = soft // 8 if soft != resource.RLIM_INFINITY else 0
             self.breathe_every_ns = every_us * 1000 if self.realtime else 0
             nice = orig.nice
         else:
@@ -236,18 +238,30 @@ class Scheduling:
         self._locked = lock
 
 
-class Breather:
-    """A real-time thread that never blocks is killed at RLIMIT_RTTIME: `maybe()` sleeps
-    (breathe(): a wake-up resets the kernel's count) when `every_ns` has passed since
-    the last time. `every_ns` 0: never (not real-time)."""
+def voluntary_switches() -> int:
+    """The calling thread's voluntary context switches: it slept (epoll, a breath)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
 
-    __slots__ = ("every_ns", "_last")
+
+class Breather:
+    """A real-time thread that never blocks is killed at RLIMIT_RTTIME. Every `every_ns`
+    `maybe()` looks whether the thread has slept since it last looked (the loop's epoll
+    does, between wake-ups), and only if not sleeps (breathe(): a wake-up resets the
+    kernel's count). So a long run sleeps at least every 2 x every_ns, and the steady
+    state never. `every_ns` 0: never (not real-time). Use from one thread."""
+
+    __slots__ = ("every_ns", "_last", "_switches")
 
     def __init__(self, every_ns: int) -> None:
         self.every_ns = every_ns
         self._last = time.monotonic_ns()
+        self._switches = voluntary_switches()
 
     def maybe(self, now: int) -> None:
         if self.every_ns and now - self._last >= self.every_ns:
-            breathe()
+            switches = voluntary_switches()
+            if switches == self._switches:
+                breathe()
+                switches = voluntary_switches()
+            self._switches = switches
             self._last = time.monotonic_ns()
