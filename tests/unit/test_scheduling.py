@@ -195,3 +195,18 @@ def test_a_thread_that_sleeps_on_its_own_is_not_made_to_breathe() -> None:
     for _ in range(10):
         breather.maybe(time.monotonic_ns())  # never sleeps on its own: breathes each time
     assert voluntary_switches() - before >= 10
+
+
+def test_a_tiny_rlimit_does_not_switch_breathing_off() -> None:
+    # vrrp_rlimit_rttime 2 (keepalived's smallest): the soft limit is 1 us, an eighth
+    # of it rounds to 0, which must not mean "never breathe" for a real-time loop.
+    out = run_child("""
+    from fastvrrp.net.scheduling import Scheduling, SchedulingRequest
+    s = Scheduling()
+    s.apply(SchedulingRequest(rt_priority=1, rlimit_rttime_us=2))
+    every, realtime = s.breathe_every_ns, s.realtime
+    s.suspend()
+    print(every, realtime)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1000", "True"]

@@ -18,9 +18,10 @@ loop thread itself (the FIFO script). Not reset for scripts: RLIMIT_RTTIME, a
 per-process limit that binds only real-time threads.
 
 A real-time thread that runs RLIMIT_RTTIME without blocking is killed by the kernel,
-and a mass takeover is a long run of Python: `Breather` makes the loop thread sleep for
-20 us now and then while real-time (the router calls it between slices, and C's sends
-do the same), and `suspend()` drops real time for start-up, reload and shutdown work.
+and a mass takeover is a long run of Python: while real-time, `Breather` makes the loop
+thread sleep for 20 us now and then when it has not slept on its own (the router calls
+it between slices, and C's sends do the same), and `suspend()` drops real time for
+start-up, reload and shutdown work.
 """
 
 from __future__ import annotations
@@ -130,7 +131,6 @@ class Scheduling:
         global _original
         if _original is None:
             _original = _Original(os.getpriority(os.PRIO_PROCESS, 0), frozenset(os.sched_getaffinity(0)))
-        self._original = _original
         self._locked = False
         self.request = SchedulingRequest()
         self.breathe_every_ns = 0  # for the Breather and the sends: 0 unless real-time
@@ -143,14 +143,16 @@ class Scheduling:
         """Set what `request` asks for; what it no longer asks for goes back to how the
         process was started. Failures are logged (keepalived's messages) and skipped."""
         self.request = request
-        orig = self._original
+        orig = _original
+        assert orig is not None  # set by __init__
         if request.rt_priority:
             self._set_rttime(request.rlimit_rttime_us)
             self._set_policy(os.SCHED_RR, request.rt_priority)
             # A long run sleeps at least every quarter of the soft limit in force
             # (Breather: twice every_ns).
             soft = resource.getrlimit(resource.RLIMIT_RTTIME)[0]
-            every_us = soft // 8 if soft != resource.RLIM_INFINITY else 0
+            # (At least 1 us: a tiny vrrp_rlimit_rttime must not switch breathing off.)
+            every_us = max(soft // 8, 1) if soft != resource.RLIM_INFINITY else 0
             self.breathe_every_ns = every_us * 1000 if self.realtime else 0
             nice = orig.nice
         else:
