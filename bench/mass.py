@@ -42,6 +42,14 @@ storm (N = 100 and 1000)
   timestamps). fastvrrp runs with its default --max-notify-scripts (32) unless
   told otherwise.
 
+VIP times in a storm are the kernel's where ftrace allows it (tests/vipclock.py: the
+netlink notifications the backup sends inside its own writes, paired in order with
+`ip -ts monitor address`'s lines), else the monitor's; the monitor's figure is kept
+beside the kernel's. A SCHED_OTHER monitor stamps a line when it gets to run, which was
+30-38 ms late next to a real-time daemon on this 2-core machine. The observer's
+captures run out of tcpdump's immediate mode: woken for every packet, they took 8-20 ms
+of the backup's CPU during a 1000-instance takeover (ftrace sched_switch).
+
 Writes bench/results/mass-<tag>.json and prints markdown tables.
 """
 
@@ -70,6 +78,7 @@ from failover import (BACKUP_PRIO, MASTER_PRIO, MS, RESULTS, ROOT, AddrMonitor, 
                       flush_vips, master_down_ns, pair_nodes, quantile, skew_ns)
 from fastvrrp import netlab
 from pcaputil import vrrp_adverts
+import vipclock  # tests/, on the path through failover
 
 BPF = "ip proto 112"
 GARP_DELAY_S = 5.0  # garp_master_delay: keepalived's default, in Layout's configs
@@ -215,6 +224,17 @@ class Proc:
                 continue
         return total / tick
 
+    def netlink_writer(self) -> int:
+        """The pid whose thread writes the VIP requests: fastvrrp's main (loop) thread;
+        keepalived's VRRP child (-P: the parent's only child)."""
+        assert self.proc is not None
+        if self.impl != "keepalived":
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        if len(children) != 1:
+            raise RuntimeError(f"keepalived {self.proc.pid} has children {children}, not one VRRP child")
+        return int(children[0])
+
     def tail(self, n: int = 25) -> str:
         with self._lock:
             return "\n".join(line for _t, line in self.lines[-n:])
@@ -290,20 +310,67 @@ class Mass:
         self.segments = big.segments
         self.m, self.b, self.obs = pair_nodes(lab, big)
         self.clock = clock_check(lab, self.b, self.obs, tmp)
-        self.mon_m = AddrMonitor(self.m, tmp / "m-addr.txt")
+        # The master's VIPs are only looked at while it starts (settle_master): its
+        # monitor runs only then, so that printing the master's 1000 deletions in a
+        # graceful storm takes no CPU from the backup being measured.
+        self.mon_m: AddrMonitor | None = None
         self.mon_b = AddrMonitor(self.b, tmp / "b-addr.txt")
+        # VIP install times: the kernel's where ftrace allows (a SCHED_OTHER monitor
+        # is not scheduled for tens of ms when a real-time daemon and the other core
+        # are busy; tests/vipclock.py), else the monitor's.
+        self.kernel_clock_unusable = vipclock.available()
+        self.kclock = vipclock.KernelAddrClock() if self.kernel_clock_unusable is None else None
         self.script = tmp / "notify.sh"
         self.script.write_text(NOTIFY_SH.format(sleep=args.script_sleep))
         self.script.chmod(0o755)
         self.counter = 0
 
     def close(self) -> None:
-        self.mon_m.close()
+        self.close_master_monitor()
         self.mon_b.close()
+        if self.kclock is not None:
+            self.kclock.close()
+
+    def arm_kernel_clock(self, backup: Proc) -> str | None:
+        """Record the backup's address notifications from now; None, or why not."""
+        if self.kclock is None:
+            return self.kernel_clock_unusable
+        listeners = vipclock.address_listeners(self.b.run(["cat", "/proc/net/netlink"]).stdout)
+        self.kclock.arm(backup.netlink_writer(), listeners)
+        return None
+
+    def kernel_installed(self, installed: dict) -> tuple[dict, str | None]:
+        """The monitor's {(ifname, vip): time}, in its (the kernel's) order, with the
+        kernel's times where they pair one for one; else the monitor's and why."""
+        try:
+            times = self.kclock.times()
+        except ValueError as exc:
+            return installed, str(exc)
+        order = list(installed.items())
+        why = vipclock.match(times, [t for _k, t in order])
+        if why is not None:
+            return installed, why
+        return {key: t for (key, _m), t in zip(order, times)}, None
+
+    def open_master_monitor(self) -> int:
+        """A new `ip monitor` on the master's node; the offset to read it from."""
+        self.close_master_monitor()
+        self.counter += 1
+        self.mon_m = AddrMonitor(self.m, self.tmp / f"m-addr-{self.counter}.txt")
+        return self.mon_m.offset()
+
+    def close_master_monitor(self) -> None:
+        if self.mon_m is not None:
+            self.mon_m.close()
+            self.mon_m = None
 
     def captures(self, L: Layout, name: str) -> tuple[list, list[Path]]:
         paths = [self.tmp / f"{name}-s{s}.pcap" for s in range(L.segments)]
-        caps = [self.lab.capture(self.obs, L.ifname(s), BPF, paths[s], snaplen=128, buffer_kib=8192)
+        # Not in immediate mode: tcpdump on every segment waking (and writing) once per
+        # packet took 8-20 ms of the backup's CPU during a 1000-instance takeover
+        # (ftrace sched_switch, this machine); the kernel's timestamps are the same.
+        caps = [self.lab.capture(self.obs, L.ifname(s), BPF, paths[s], snaplen=128, buffer_kib=8192,
+                                 immediate=False)
                 for s in range(L.segments)]
         return caps, paths
 
@@ -342,6 +409,7 @@ class Mass:
             return vips <= got.keys()
 
         wait(all_vips, timeout, f"{L.n} VIPs on the master", (master,))
+        self.close_master_monitor()
         return max(got[v] for v in vips)
 
     def clean(self, L: Layout) -> None:
@@ -355,7 +423,7 @@ class Mass:
         L = Layout(n, 3, self.args.advert_int)
         self.clean(L)
         caps, paths = self.captures(L, f"startup-{impl}")
-        mon_off = self.mon_m.offset()
+        mon_off = self.open_master_monitor()
         master = self.proc(impl, self.m, L, "m")
         backup: Proc | None = None
         out: dict = {"impl": impl, "n": n}
@@ -366,8 +434,7 @@ class Mass:
             cpu = master.cpu_s()
             # On past the delayed GARP burst (garp_master_delay 5 s after the takeover).
             time.sleep(max(0.3, (t_vips - time.time_ns()) / 1e9 + GARP_DELAY_S + 0.8))
-            for cap in caps:
-                cap.stop()
+            netlab.stop_captures(caps)
             first_adv: dict[tuple[int, int], int] = {}
             sent: dict[tuple[int, int], list[int]] = {}
             msrc = {L.router_addr("m", s): s for s in range(L.segments)}
@@ -406,8 +473,8 @@ class Mass:
             out["backup"]["spurious_masters"] = backup.counts["MASTER"]
             out["master"]["spurious_backups"] = master.counts["BACKUP"] - n
         finally:
-            for cap in caps:
-                cap.stop()
+            netlab.stop_captures(caps)
+            self.close_master_monitor()
             for p in (backup, master):
                 if p is not None:
                     p.stop(signal.SIGTERM)
@@ -459,7 +526,7 @@ class Mass:
         paths: list[Path] = []
         out: dict = {"impl": impl, "n": n, "notify": with_notify, "scenario": scenario}
         try:
-            mon_off = self.mon_m.offset()
+            mon_off = self.open_master_monitor()
             master.start()
             t_vips = self.settle_master(master, L, mon_off, master.t_exec)
             # Not while the master sends its delayed GARP burst: at N=1000 that holds its
@@ -478,6 +545,7 @@ class Mass:
             b_off = self.mon_b.offset()
             time.sleep(adv_s + 0.25 + random.uniform(0, adv_s))
             masters_before = backup.counts["MASTER"]
+            clock_why = self.arm_kernel_clock(backup)
 
             if scenario == "crash":
                 t_kill = time.time_ns()
@@ -499,6 +567,10 @@ class Mass:
             bound = (L.mdi_ns if scenario == "crash" else L.skew_ns) / 1e9
             time.sleep(max(0.0, t_kill / 1e9 + bound + 0.1 + n * 0.0002 - time.time()))
             wait(all_vips, 30 + n * 0.03, f"{n} VIPs on the backup", (backup,))
+            monitored = installed
+            if clock_why is None:
+                installed, clock_why = self.kernel_installed(installed)
+            out["vip_clock"] = "kernel" if clock_why is None else f"monitor ({clock_why})"
             wait(lambda: backup.counts["MASTER"] - masters_before >= n, 30, f"{n} takeovers", (backup,))
             if with_notify:
                 def storm_over() -> bool:
@@ -508,10 +580,9 @@ class Mass:
             # Capture at least 2.5 s from the kill, and 0.3 s past the storm.
             time.sleep(max(0.3, 2.5 - (time.time_ns() - t_kill) / 1e9))
             t_end = time.time_ns()
-            for cap in caps:
-                cap.stop()
+            netlab.stop_captures(caps)
             out["capture_drops"] = sum(cap.dropped_by_kernel or 0 for cap in caps)
-            out.update(self.analyse_storm(L, paths, t_kill, t_end, installed, scenario))
+            out.update(self.analyse_storm(L, paths, t_kill, t_end, installed, scenario, monitored))
             if with_notify:
                 runs = [r for r in script_runs(log) if r["state"] == "MASTER"]
                 ends = sorted(r["end"] for r in runs if r["end"] is not None)
@@ -520,8 +591,8 @@ class Mass:
                 out["peak_scripts"] = peak_overlap(runs)
                 out["scripts"] = len(runs)
         finally:
-            for cap in caps:
-                cap.stop()
+            netlab.stop_captures(caps)
+            self.close_master_monitor()
             for p in (backup, master):
                 p.stop(signal.SIGKILL)  # no STOP storm: not measured here
             self.clean(L)
@@ -531,12 +602,12 @@ class Mass:
         return out
 
     def analyse_storm(self, L: Layout, paths: list[Path], t_kill: int, t_end: int,
-                      installed: dict, scenario: str) -> dict:
+                      installed: dict, scenario: str, monitored: dict) -> dict:
         """Gaps: between two adverts of one VRID from the new master, from its first
         advert until the capture ends, but before the delayed GARP burst (5 s after the
         takeover: measured in the start-up part); `gap_after` only those that start
         after the last VIP is installed (the takeover done, the storm still on)."""
-        d_ns, e_ns, firsts, gaps, gaps_after, missing = [], [], [], [], [], 0
+        d_ns, e_ns, e_mon_ns, firsts, gaps, gaps_after, missing = [], [], [], [], [], [], 0
         t_last_vip = max(installed.values()) if installed else t_end
         t_stop = min(t_end, t_kill + int((GARP_DELAY_S - 0.3) * 1e9))
         for s, path in enumerate(paths):
@@ -557,13 +628,16 @@ class Mass:
                 else:
                     p0 = min((ts for ts, p in mas if ts >= t_kill and p == 0), default=None)
                     bound = None if p0 is None else p0 + L.skew_ns
-                t_vip = installed.get((L.ifname(s), vip))
+                key = (L.ifname(s), vip)
+                t_vip = installed.get(key)
                 if not bas or bound is None or t_vip is None:
                     missing += 1
                     continue
                 firsts.append(bas[0])
                 d_ns.append(bas[0] - bound)
                 e_ns.append(t_vip - bound)
+                if key in monitored:
+                    e_mon_ns.append(monitored[key] - bound)
                 pairs = [(a, b) for a, b in zip(bas, bas[1:]) if b <= t_stop]
                 gaps.extend(b - a for a, b in pairs)
                 gaps_after.extend(b - a for a, b in pairs if a >= t_last_vip)
@@ -574,6 +648,8 @@ class Mass:
             "last_vip_ms": ms(max(vals) - t_kill) if vals else None,
             "d_p50_ms": ms(quantile(d_ns, 0.5)), "d_max_ms": ms(max(d_ns)) if d_ns else None,
             "e_p50_ms": ms(quantile(e_ns, 0.5)), "e_max_ms": ms(max(e_ns)) if e_ns else None,
+            # The same by the monitor's stamps (equal when the monitor is the clock).
+            "e_max_monitor_ms": ms(max(e_mon_ns)) if e_mon_ns else None,
             "gap_max_ms": ms(max(gaps)) if gaps else None,
             "gap_p99_ms": ms(quantile(gaps, 0.99)),
             "gap_after_max_ms": ms(max(gaps_after)) if gaps_after else None,
@@ -635,7 +711,8 @@ def startup_table(trials: list[dict]) -> str:
 
 STORM_COLS = [("last_first_advert_ms", "kill → last first advert"), ("last_vip_ms", "kill → last VIP"),
               ("d_max_ms", "first advert beyond bound, max"), ("e_p50_ms", "VIP beyond bound, p50"),
-              ("e_max_ms", "VIP beyond bound, max"), ("gap_max_ms", "advert gap, max"),
+              ("e_max_ms", "VIP beyond bound, max"), ("e_max_monitor_ms", "same by ip monitor"),
+              ("gap_max_ms", "advert gap, max"),
               ("gap_after_max_ms", "advert gap after last VIP, max"),
               ("storm_ms", "kill → last script end"), ("peak_scripts", "peak scripts")]
 
@@ -655,7 +732,10 @@ def storm_table(trials: list[dict]) -> str:
               "graceful: priority-0 advert + Skew_Time); advert gap = longest interval between two adverts of "
               "one VRID from the new master, from its first advert until the storm is over or 4.7 s after the "
               "kill (before the delayed GARP burst), whichever is first; \"after last VIP\": only intervals "
-              "starting once every VIP is installed (takeover done, storm still running)."]
+              "starting once every VIP is installed (takeover done, storm still running). VIP times are the "
+              "kernel's (ftrace, tests/vipclock.py) in " + f"{sum(t.get('vip_clock') == 'kernel' for t in trials)} "
+              f"of {len(trials)} trial(s), else `ip -ts monitor`'s; \"same by ip monitor\": the VIP column by "
+              "the monitor's stamps, late when the monitor is not scheduled."]
     if bad:
         lines.append(f"{len(bad)} trial(s) with missing instances, capture drops or anomalies (see JSON).")
     return "\n".join(lines)
@@ -762,7 +842,8 @@ def main(argv: list[str] | None = None) -> int:
                                               f"notify={'yes' if notify else 'no ':3s} "
                                               f"last advert {f(r['last_first_advert_ms'], 1)} ms, last VIP "
                                               f"{f(r['last_vip_ms'], 1)} ms, VIP beyond bound max "
-                                              f"{f(r['e_max_ms'], 1)} ms, gap max {f(r['gap_max_ms'], 1)} ms"
+                                              f"{f(r['e_max_ms'], 1)} ms ({r.get('vip_clock')}; monitor "
+                                              f"{f(r.get('e_max_monitor_ms'), 1)} ms), gap max {f(r['gap_max_ms'], 1)} ms"
                                               + (f", storm {f(r.get('storm_ms'))} ms, peak {r.get('peak_scripts')}"
                                                  if notify else "")
                                               + (f" missing={r['missing']}" if r.get("missing") else "")

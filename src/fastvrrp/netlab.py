@@ -440,23 +440,41 @@ class Node(_Namespace):
 # --------------------------------------------------------------------------- capture
 
 
+# tcpdump's packet buffer timeout (pcap_set_timeout(1000) in tcpdump.c): without
+# immediate mode, libpcap's TPACKET_V3 ring retires a partly filled block after it.
+BLOCK_TIMEOUT_S = 1.0
+BLOCK_READ_S = 0.3  # for tcpdump to read and write the retired block
+
+
+def stop_captures(captures: Iterable[Capture], timeout: float = 5.0) -> None:
+    """Stop several captures, waiting for block retirement (non-immediate ones) once."""
+    since = time.monotonic()
+    for cap in captures:
+        cap.stop(timeout, retired_since=since)
+
+
 class Capture:
     """A running tcpdump writing a pcap; stop() flushes it (SIGINT) and reports counts."""
 
     def __init__(self, target: _Namespace, ifname: str, bpf_filter: str, path: Path,
                  count: int | None, precision: str, snaplen: int, timeout: float,
-                 buffer_kib: int | None = None) -> None:
+                 buffer_kib: int | None = None, immediate: bool = True) -> None:
         self.target = target
         self.ifname = ifname
         self.path = path
+        self.immediate = immediate
         self._stderr: list[str] = []
         self._listening = threading.Event()
         # --immediate-mode: without it TPACKET_V3 hands packets over in blocks, and the
         # ones still in the ring when we stop are lost. -U: write each packet at once.
-        argv = ["tcpdump", "--immediate-mode", "-i", ifname, "-nn", "-U", "-s", str(snaplen),
-                "-w", str(path),
+        # Both wake tcpdump (and write) once per packet, which on a small machine takes
+        # CPU from what a bench measures; immediate=False leaves them out and stop()
+        # first waits for the kernel to hand over the last block (BLOCK_TIMEOUT_S).
+        argv = ["tcpdump", "-i", ifname, "-nn", "-s", str(snaplen), "-w", str(path),
                 # Debian's tcpdump drops to user "tcpdump" before opening -w files.
                 "-Z", "root"]
+        if immediate:
+            argv[1:1] = ["--immediate-mode", "-U"]
         if buffer_kib is not None:
             # The default 2 MiB ring overflows in a burst of a thousand takeovers.
             argv[1:1] = ["-B", str(buffer_kib)]
@@ -499,9 +517,16 @@ class Capture:
         self._reader.join(2)
         return True
 
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """Stop with SIGINT (tcpdump flushes and closes the file); return packets captured."""
+    def stop(self, timeout: float = 5.0, *, retired_since: float | None = None) -> int | None:
+        """Stop with SIGINT (tcpdump flushes and closes the file); return packets captured.
+
+        Without immediate mode, first wait until every packet the kernel took before the
+        call (or before `retired_since`, a time.monotonic() value: stop_captures() waits
+        once for several captures) is in a block handed over to tcpdump and written."""
         if self.proc.poll() is None:
+            if not self.immediate:
+                since = time.monotonic() if retired_since is None else retired_since
+                time.sleep(max(0.0, since + BLOCK_TIMEOUT_S + BLOCK_READ_S - time.monotonic()))
             _stop_process(self.proc, signal.SIGINT, timeout)
         self._reader.join(2)
         m = re.search(r"(\d+) packets? captured", self.stderr)
@@ -797,14 +822,18 @@ class Lab:
     def capture(self, target: Node | Switch, ifname: str, bpf_filter: str,
                 path: str | os.PathLike[str], *, count: int | None = None,
                 precision: str = "nano", snaplen: int = 262144,
-                timeout: float = 10.0, buffer_kib: int | None = None) -> Capture:
+                timeout: float = 10.0, buffer_kib: int | None = None,
+                immediate: bool = True) -> Capture:
         """Start tcpdump on `target`'s `ifname` writing `path`; returns once it is
         really capturing. Use lab.switch with a bridge name to see every frame of a
         segment (tcpdump puts the bridge in promiscuous mode, so it sees unicast
         between other ports too). Check `dropped_by_kernel` after stop() when every
-        frame counts; a short snaplen and a larger `buffer_kib` keep bursts whole."""
+        frame counts; a short snaplen and a larger `buffer_kib` keep bursts whole.
+        immediate=False wakes tcpdump per ring block instead of per packet (for
+        benches, where the capture shares the CPUs with what it measures); its stop()
+        then waits BLOCK_TIMEOUT_S for the last block (stop_captures() waits once)."""
         cap = Capture(target, ifname, bpf_filter, Path(path), count, precision, snaplen,
-                      timeout, buffer_kib)
+                      timeout, buffer_kib, immediate)
         with self._lock:
             self._captures.append(cap)
         return cap

@@ -1,0 +1,102 @@
+"""tests/vipclock.py (the benches' kernel clock for VIP installs) against a monitor
+that is kept from running while the addresses go in."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fastvrrp import netlab
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import vipclock  # noqa: E402
+
+pytestmark = pytest.mark.netns
+
+MONITOR_LINE = re.compile(r"^\[(\S+)\] \d+: \S+\s+inet ([0-9.]+)/")
+
+# A child that adds addresses when told to (a line on stdin) and prints the time
+# before and after: in one batch (many requests and one ack per write, as fastvrrp
+# writes) or one write per address (a request and its ack, as keepalived writes).
+ADDER = """
+import sys, time
+from ipaddress import ip_interface
+from fastvrrp.net.vips import VipManager, VipSpec
+n, how = int(sys.argv[1]), sys.argv[2]
+specs = [VipSpec(ip_interface(f"198.51.100.{i + 1}/32"), ifname="eth0") for i in range(n)]
+vm = VipManager()
+sys.stdin.readline()
+t0 = time.time_ns()
+for batch in ([specs] if how == "batch" else [[s] for s in specs]):
+    assert not vm.add(batch).failed
+print(t0, time.time_ns(), flush=True)
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_netns_and_tracefs() -> None:
+    reason = netlab.netns_usable() or vipclock.available()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def lab() -> Iterator[netlab.Lab]:
+    with netlab.Lab() as lab:
+        yield lab
+
+
+def monitor_times(path: Path) -> list[int]:
+    out = []
+    for line in path.read_text().splitlines():
+        m = MONITOR_LINE.match(line)
+        if m and m[2].startswith("198.51.100."):
+            out.append(int(round(datetime.fromisoformat(m[1]).timestamp() * 1e6)) * 1000)
+    return out
+
+
+@pytest.mark.parametrize("how, monitors", [("batch", 1), ("per-request", 2)])
+def test_kernel_times_are_the_adds_not_the_monitors_late_prints(lab, tmp_path, how, monitors):
+    node = lab.node("a", ["192.0.2.1/24"])
+    n = 100 if how == "batch" else 40  # within the stopped monitors' receive buffers
+    paths = [tmp_path / f"mon{i}.txt" for i in range(monitors)]
+    mons = [node.popen(["ip", "-ts", "monitor", "address"], stdout=p.open("w")) for p in paths]
+    adder = node.popen([sys.executable, "-c", ADDER, str(n), how],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    listeners = 0
+    while time.monotonic() < deadline:
+        listeners = vipclock.address_listeners(node.run(["cat", "/proc/net/netlink"]).stdout)
+        if listeners >= monitors:
+            break
+        time.sleep(0.05)
+    assert listeners == monitors
+    clock = vipclock.KernelAddrClock()
+    try:
+        for mon in mons:
+            mon.send_signal(signal.SIGSTOP)  # the monitors print nothing until SIGCONT
+        clock.arm(adder.pid, listeners)
+        adder.stdin.write("go\n")
+        adder.stdin.flush()
+        t0, t1 = (int(x) for x in adder.stdout.readline().split())
+        time.sleep(0.3)
+        for mon in mons:
+            mon.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+        kernel = clock.times()
+    finally:
+        clock.close()
+    monitor = monitor_times(paths[0])
+    assert len(monitor) == n
+    assert vipclock.match(kernel, monitor) is None
+    assert all(t0 <= k <= t1 for k in kernel)
+    # The monitor printed them only after SIGCONT, >= 300 ms after the last add.
+    assert min(m - k for k, m in zip(kernel, monitor)) > 250_000_000
