@@ -249,6 +249,60 @@ def test_submit_is_synchronous_and_starts_no_process(monkeypatch: pytest.MonkeyP
     run(main())
 
 
+def _timed_spawns(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    spawned: list[float] = []
+    real_spawn = notify_mod.spawn_script
+
+    def timed_spawn(argv: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
+        spawned.append(time.monotonic())
+        return real_spawn(argv, *args, **kwargs)
+
+    monkeypatch.setattr(notify_mod, "spawn_script", timed_spawn)
+    return spawned
+
+
+def _submit_every(runner: NotifyRunner, interval: float, count: int) -> Coroutine[Any, Any, list[float]]:
+    async def go() -> list[float]:
+        submitted = []
+        for n in range(count):
+            runner.submit(n, event(f"VI_{n}", generic=Script(("/bin/true",))))
+            submitted.append(time.monotonic())
+            await asyncio.sleep(interval)
+        return submitted
+    return go()
+
+
+def test_no_script_starts_while_transitions_are_still_coming_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer's graceful stop hands its instances over one by one: their scripts wait
+    for the takeovers, which must not share the CPU and the GIL with forks."""
+    spawned = _timed_spawns(monkeypatch)
+
+    async def main() -> list[float]:
+        runner = NotifyRunner(max_concurrency=8, hold=0.02, max_hold=1.0)
+        submitted = await _submit_every(runner, 0.005, 12)
+        assert await runner.drain(30) == []
+        return submitted
+
+    submitted = run(main())
+    assert len(spawned) == 12
+    assert min(spawned) >= submitted[-1] + 0.02 - 0.002
+
+
+def test_a_long_stream_of_transitions_holds_scripts_only_up_to_max_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned = _timed_spawns(monkeypatch)
+
+    async def main() -> list[float]:
+        runner = NotifyRunner(max_concurrency=8, hold=0.02, max_hold=0.06)
+        submitted = await _submit_every(runner, 0.005, 80)  # 0.4 s of transitions
+        assert await runner.drain(30) == []
+        return submitted
+
+    submitted = run(main())
+    first = min(spawned)
+    assert submitted[0] + 0.06 - 0.002 <= first < submitted[0] + 0.25
+    assert first < submitted[-1]  # started while the stream went on
+
+
 def test_fifo_only_events_are_not_queued() -> None:
     async def main() -> None:
         runner = NotifyRunner()

@@ -19,6 +19,12 @@ only STOP scripts get a timer (1 s, then SIGKILL of the process group). Here:
   transitions does not hold the loop, and the adverts and timers it serves, for forks.
 - A script that outlives `timeout` gets SIGTERM on its whole process group, then SIGKILL
   after `kill_grace`. A failure is logged with the exit status and the stderr tail.
+- Scripts wait while transitions are still coming in: a script starts once no event
+  has been submitted for `hold` (2 ms), or `max_hold` (50 ms) after the first event of
+  the burst, whichever is first. A graceful stop of a peer with many instances makes
+  them take over one by one over tens of ms (its priority-0 adverts arrive 35-70 us
+  apart); forks, script processes and their bookkeeping on the loop would otherwise
+  compete with the takeovers still due, for the CPU and the GIL.
 
 Processes are spawned with `subprocess.Popen` (vfork when no user switch is needed) and
 watched through a pidfd on the loop, not through asyncio's subprocess layer: uvloop
@@ -77,6 +83,8 @@ DEFAULT_SCRIPT_USER = "keepalived_script"
 _UNSAFE_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
 
 STDERR_TAIL_BYTES = 2048
+NOTIFY_HOLD_S = 0.002  # no script starts until transitions have stopped coming this long
+NOTIFY_MAX_HOLD_S = 0.05  # ... or this long after the first of the burst
 _READ_CHUNK = 65536
 
 
@@ -422,9 +430,12 @@ class NotifyRunner:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, max_concurrency: int = 32,
                  timeout: float = 10.0, kill_grace: float = 1.0, backlog_warning: int = 100,
                  users: ScriptUsers | None = None, env: Mapping[str, str] | None = None,
-                 stderr_tail: int = STDERR_TAIL_BYTES, logger: logging.Logger | None = None) -> None:
+                 stderr_tail: int = STDERR_TAIL_BYTES, logger: logging.Logger | None = None,
+                 hold: float = NOTIFY_HOLD_S, max_hold: float = NOTIFY_MAX_HOLD_S) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if hold < 0 or max_hold < 0:
+            raise ValueError("hold and max_hold are not negative")
         self._loop = loop
         self._max_concurrency = max_concurrency
         self._timeout = timeout  # keepalived's startup/shutdown script timeout is 10 s
@@ -446,6 +457,9 @@ class NotifyRunner:
         self._lingering: set[_StderrTail] = set()
         self._bad_users: set[str] = set()
         self._stats = NotifyStats()
+        self._hold = hold
+        self._max_hold = max_hold
+        self._burst_start = self._last_submit = float("-inf")  # loop.time() values
 
     @property
     def max_concurrency(self) -> int:
@@ -468,6 +482,10 @@ class NotifyRunner:
             return
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        if now - self._last_submit > self._hold:
+            self._burst_start = now
+        self._last_submit = now
         stats = self._stats
         stats.pending += 1
         queue = self._queues.get(key)
@@ -526,6 +544,12 @@ class NotifyRunner:
             tail.close()
         self._lingering.clear()
 
+    def _hold_left(self) -> float:
+        """Seconds before a script may start: transitions still coming in hold it."""
+        assert self._loop is not None
+        until = min(self._last_submit + self._hold, self._burst_start + self._max_hold)
+        return until - self._loop.time()
+
     def _wake_idle(self) -> None:
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
@@ -576,6 +600,8 @@ class NotifyRunner:
                 self._bad_users.add(str(exc))
                 self._log.error("notify script %s not run: %s", shown, exc)
             return
+        while (left := self._hold_left()) > 0:
+            await asyncio.sleep(left)
         if self._spawner is None:
             self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-spawn",
                                                initializer=script_thread)
