@@ -128,6 +128,8 @@ class KernelAddrClock:
             try:
                 self.dir.rmdir()
                 return
+            except FileNotFoundError:
+                return
             except OSError:
                 time.sleep(0.1)
 

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import vipclock
 from fastvrrp import netlab
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import vipclock  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
