@@ -60,7 +60,6 @@ import math
 import os
 import platform
 import random
-import re
 import shutil
 import signal
 import socket
@@ -80,6 +79,7 @@ if (ROOT / "src").is_dir():
 
 from fastvrrp import netlab  # noqa: E402
 from pcaputil import arp_announcements, read_pcap, vrrp_adverts  # noqa: E402
+from vipclock import AddrMonitor  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MASTER_PRIO, BACKUP_PRIO = 150, 100
@@ -365,57 +365,6 @@ class Daemon:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
-
-
-class AddrMonitor:
-    """`ip -ts monitor address` in the backup's namespace, for VIP install times."""
-
-    LINE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\] (Deleted )?\d+: (\S+)\s+inet6? ([0-9a-fA-F.:]+)/")
-
-    def __init__(self, node: netlab.Node, path: Path) -> None:
-        self.path = path
-        self._out = open(path, "w")  # noqa: SIM115
-        self.proc = node.popen(["ip", "-ts", "monitor", "address"], stdout=self._out,
-                               stderr=subprocess.DEVNULL)
-        self._window: tuple[int, int] | None = None
-        self._pos = 0
-        self._found: dict[tuple[str, str], int] = {}
-
-    def offset(self) -> int:
-        self._out.flush()
-        return self.path.stat().st_size
-
-    def adds_since(self, offset: int, since_ns: int) -> dict[tuple[str, str], int]:
-        """{(ifname, address): first add time (ns)} from byte `offset`, at/after since_ns.
-
-        Incremental: a call with the same offset and since_ns as the last one parses
-        only the lines written since. Re-parsing the whole window every poll cost the
-        bench ~10 ms of CPU per poll during a 1000-VIP takeover, taken from the two
-        daemons it measures (both implementations alike)."""
-        if self._window != (offset, since_ns):
-            self._window, self._pos, self._found = (offset, since_ns), offset, {}
-        with open(self.path, "rb") as f:
-            f.seek(self._pos)
-            data = f.read()
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
-        self._pos += end
-        for line in data[:end].decode(errors="replace").splitlines():
-            m = self.LINE.match(line)
-            if not m or m[2]:
-                continue
-            ts = int(round(datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%f").timestamp() * 1e6)) * 1000
-            if ts >= since_ns:
-                self._found.setdefault((m[3], m[4]), ts)
-        return dict(self._found)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._out.close()
 
 
 # --------------------------------------------------------------------------- the bench

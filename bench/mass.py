@@ -74,11 +74,12 @@ from datetime import datetime
 from pathlib import Path
 
 # bench/ is sys.path[0]; importing failover also puts tests/ and src/ on the path.
-from failover import (BACKUP_PRIO, MASTER_PRIO, MS, RESULTS, ROOT, AddrMonitor, Layout, clock_check,
+from failover import (BACKUP_PRIO, MASTER_PRIO, MS, RESULTS, ROOT, Layout, clock_check,
                       flush_vips, master_down_ns, pair_nodes, quantile, skew_ns)
 from fastvrrp import netlab
 from pcaputil import vrrp_adverts
 import vipclock  # tests/, on the path through failover
+from vipclock import AddrMonitor
 
 BPF = "ip proto 112"
 GARP_DELAY_S = 5.0  # garp_master_delay: keepalived's default, in Layout's configs
@@ -339,19 +340,6 @@ class Mass:
         self.kclock.arm(backup.netlink_writer(), listeners)
         return None
 
-    def kernel_installed(self, installed: dict) -> tuple[dict, str | None]:
-        """The monitor's {(ifname, vip): time}, in its (the kernel's) order, with the
-        kernel's times where they pair one for one; else the monitor's and why."""
-        try:
-            times = self.kclock.times()
-        except ValueError as exc:
-            return installed, str(exc)
-        order = list(installed.items())
-        why = vipclock.match(times, [t for _k, t in order])
-        if why is not None:
-            return installed, why
-        return {key: t for (key, _m), t in zip(order, times)}, None
-
     def open_master_monitor(self) -> int:
         """A new `ip monitor` on the master's node; the offset to read it from."""
         self.close_master_monitor()
@@ -569,7 +557,7 @@ class Mass:
             wait(all_vips, 30 + n * 0.03, f"{n} VIPs on the backup", (backup,))
             monitored = installed
             if clock_why is None:
-                installed, clock_why = self.kernel_installed(installed)
+                installed, clock_why = self.kclock.stamped(installed)
             out["vip_clock"] = "kernel" if clock_why is None else f"monitor ({clock_why})"
             wait(lambda: backup.counts["MASTER"] - masters_before >= n, 30, f"{n} takeovers", (backup,))
             if with_notify:

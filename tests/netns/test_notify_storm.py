@@ -27,11 +27,9 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 import warnings
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -40,6 +38,7 @@ from daemonlab import Daemon, wait_for
 from fastvrrp import netlab
 from pcaputil import vrrp_adverts
 import vipclock
+from vipclock import AddrMonitor
 
 pytestmark = pytest.mark.netns
 
@@ -201,34 +200,6 @@ class FifoReader:
         return self.lines
 
 
-class AddrMonitor:
-    """`ip -ts monitor address` in a namespace: when each address was added (us)."""
-
-    LINE = re.compile(r"^\[(\S+)\] (Deleted )?\d+: (\S+)\s+inet ([0-9.]+)/")
-
-    def __init__(self, node: netlab.Node, path: Path) -> None:
-        self.path = path
-        self._out = open(path, "w")  # noqa: SIM115 - the child writes it
-        self.proc = node.popen(["ip", "-ts", "monitor", "address"], stdout=self._out,
-                               stderr=subprocess.DEVNULL)
-
-    def adds(self, since_ns: int) -> dict[tuple[str, str], int]:
-        out: dict[tuple[str, str], int] = {}
-        for line in self.path.read_text(errors="replace").splitlines():
-            m = self.LINE.match(line)
-            if not m or m[2]:
-                continue
-            ts = int(datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S.%f").timestamp() * 1e6) * 1000
-            if ts >= since_ns:
-                out.setdefault((m[3], m[4]), ts)
-        return out
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
-        self._out.close()
-
-
 def script_runs(log: Path) -> list[dict]:
     """One dict per script run, in start order: name, state, prio, pid, start/end (ns)."""
     runs: dict[int, dict] = {}
@@ -306,12 +277,9 @@ def test_notify_storm_at_1000_instances(tmp_path):
                 cap.stop()
             drops = sum(cap.dropped_by_kernel or 0 for cap in caps)
             stats = status(backup)["notify"]
-            installed = monitored = monitor.adds(t_kill)
+            installed = monitored = monitor.adds_since(0, t_kill)
             if clock_why is None:
-                kernel = clock.times()
-                clock_why = vipclock.match(kernel, list(monitored.values()))
-                if clock_why is None:
-                    installed = dict(zip(monitored, kernel))
+                installed, clock_why = clock.stamped(monitored)
         finally:
             if clock is not None:
                 clock.close()

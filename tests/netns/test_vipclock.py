@@ -3,14 +3,11 @@ that is kept from running while the addresses go in."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +15,6 @@ import vipclock
 from fastvrrp import netlab
 
 pytestmark = pytest.mark.netns
-
-MONITOR_LINE = re.compile(r"^\[(\S+)\] \d+: \S+\s+inet ([0-9.]+)/")
 
 # A child that adds addresses when told to (a line on stdin) and prints the time
 # before and after: in one batch (many requests and one ack per write, as fastvrrp
@@ -52,21 +47,11 @@ def lab() -> Iterator[netlab.Lab]:
         yield lab
 
 
-def monitor_times(path: Path) -> list[int]:
-    out = []
-    for line in path.read_text().splitlines():
-        m = MONITOR_LINE.match(line)
-        if m and m[2].startswith("198.51.100."):
-            out.append(int(round(datetime.fromisoformat(m[1]).timestamp() * 1e6)) * 1000)
-    return out
-
-
 @pytest.mark.parametrize("how, monitors", [("batch", 1), ("per-request", 2)])
 def test_kernel_times_are_the_adds_not_the_monitors_late_prints(lab, tmp_path, how, monitors):
     node = lab.node("a", ["192.0.2.1/24"])
     n = 100 if how == "batch" else 40  # within the stopped monitors' receive buffers
-    paths = [tmp_path / f"mon{i}.txt" for i in range(monitors)]
-    mons = [node.popen(["ip", "-ts", "monitor", "address"], stdout=p.open("w")) for p in paths]
+    mons = [vipclock.AddrMonitor(node, tmp_path / f"mon{i}.txt") for i in range(monitors)]
     adder = node.popen([sys.executable, "-c", ADDER, str(n), how],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
@@ -80,21 +65,23 @@ def test_kernel_times_are_the_adds_not_the_monitors_late_prints(lab, tmp_path, h
     clock = vipclock.KernelAddrClock()
     try:
         for mon in mons:
-            mon.send_signal(signal.SIGSTOP)  # the monitors print nothing until SIGCONT
+            mon.proc.send_signal(signal.SIGSTOP)  # the monitors print nothing until SIGCONT
         clock.arm(adder.pid, listeners)
         adder.stdin.write("go\n")
         adder.stdin.flush()
         t0, t1 = (int(x) for x in adder.stdout.readline().split())
         time.sleep(0.3)
         for mon in mons:
-            mon.send_signal(signal.SIGCONT)
+            mon.proc.send_signal(signal.SIGCONT)
         time.sleep(0.5)
-        kernel = clock.times()
+        monitored = mons[0].adds_since(0, t0)
+        installed, why = clock.stamped(monitored)
     finally:
         clock.close()
-    monitor = monitor_times(paths[0])
-    assert len(monitor) == n
-    assert vipclock.match(kernel, monitor) is None
-    assert all(t0 <= k <= t1 for k in kernel)
+        for mon in mons:
+            mon.close()
+    assert why is None
+    assert [a for _if, a in installed] == [f"198.51.100.{i + 1}" for i in range(n)]
+    assert all(t0 <= k <= t1 for k in installed.values())
     # The monitor printed them only after SIGCONT, >= 300 ms after the last add.
-    assert min(m - k for k, m in zip(kernel, monitor)) > 250_000_000
+    assert min(monitored[a] - installed[a] for a in installed) > 250_000_000
